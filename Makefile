@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make serve` (the seed documents on http://127.0.0.1:8000) and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install serve test lint browser eval bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned: here it resolves to the CPU wheel; unpinned, pip would pull a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+serve: install
+	$(VENV)/bin/citeqa serve
+
+# The chat page test drives Debian's Chromium through its chromedriver (never a browser download).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: install browser
+	$(PY) -m pytest
+
+eval: install
+	$(VENV)/bin/citeqa eval
+
+bench: install
+	$(PY) -m eval.bench --dataset ../shared/data/squad-dev-a

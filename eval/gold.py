@@ -1,0 +1,62 @@
+"""The gold question set: questions about a corpus, each with the exact words that answer it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from index.documents import Document
+
+GOLD_PATH = Path(__file__).resolve().parent / "gold.jsonl"
+
+
+@dataclass(frozen=True)
+class GoldQuestion:
+    id: str
+    question: str
+    kind: str  # direct, paraphrase, name, number, date, who-said-what, unanswerable
+    doc_id: str | None = None
+    quote: str | None = None  # exact words of the document that answer; None when unanswerable
+
+    @property
+    def answerable(self) -> bool:
+        return self.quote is not None
+
+    def gold_spans(self, document: Document) -> list[tuple[int, int]]:
+        """Every occurrence of the gold quote in the document (a repeated sentence counts wherever it is)."""
+        spans, start = [], document.text.find(self.quote or "\x00")
+        while start >= 0 and self.quote:
+            spans.append((start, start + len(self.quote)))
+            start = document.text.find(self.quote, start + 1)
+        return spans
+
+
+def load_gold(path: Path = GOLD_PATH) -> list[GoldQuestion]:
+    questions = []
+    with Path(path).open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            try:
+                questions.append(GoldQuestion(row["id"], row["question"], row["kind"], row.get("doc_id"), row.get("quote")))
+            except KeyError as exc:
+                raise ValueError(f"{path}:{number}: missing field {exc}") from exc
+    return questions
+
+
+def check_gold(questions: list[GoldQuestion], documents: dict[str, Document]) -> list[str]:
+    """Problems with a gold set against its corpus (an empty list means every quote is found verbatim)."""
+    problems, seen = [], set()
+    for q in questions:
+        if q.id in seen:
+            problems.append(f"{q.id}: duplicate id")
+        seen.add(q.id)
+        if not q.answerable:
+            continue
+        if q.doc_id not in documents:
+            problems.append(f"{q.id}: unknown document {q.doc_id}")
+        elif not q.gold_spans(documents[q.doc_id]):
+            problems.append(f"{q.id}: quote not found verbatim in {q.doc_id}")
+    return problems

@@ -1,0 +1,79 @@
+"""What built an index, and the check that refuses an index built with other settings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+FORMAT_VERSION = 1
+REBUILD_HINT = "rebuild it with `citeqa index --rebuild` (or delete the index folder)"
+
+
+class IndexMismatchError(RuntimeError):
+    """The index on disk was built with settings other than the ones in force."""
+
+
+class IndexMissingError(RuntimeError):
+    """There is no index where one was expected."""
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Everything that changes what the index contains; two indexes agree only if these agree."""
+
+    model_name: str
+    model_fingerprint: str
+    dimension: int
+    chunker: dict[str, object]
+    lexical: dict[str, object]
+    format_version: int = FORMAT_VERSION
+
+    def differences(self, other: IndexConfig) -> list[str]:
+        mine, theirs = asdict(self), asdict(other)
+        return [f"{key}: index has {theirs[key]!r}, settings want {mine[key]!r}" for key in mine if mine[key] != theirs[key]]
+
+
+@dataclass
+class Manifest:
+    config: IndexConfig
+    documents: dict[str, str] = field(default_factory=dict)  # doc id -> sha256 of its text
+    chunk_count: int = 0
+    built_at: str = ""
+
+    def write(self, path: Path) -> None:
+        payload = {
+            "format_version": self.config.format_version,
+            "model": {
+                "name": self.config.model_name,
+                "fingerprint": self.config.model_fingerprint,
+                "dimension": self.config.dimension,
+            },
+            "chunker": self.config.chunker,
+            "lexical": self.config.lexical,
+            "documents": self.documents,
+            "chunk_count": self.chunk_count,
+            "built_at": self.built_at,
+        }
+        path.write_text(json.dumps(payload, indent=2, sort_keys=True), encoding="utf-8")
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            config = IndexConfig(
+                model_name=payload["model"]["name"],
+                model_fingerprint=payload["model"]["fingerprint"],
+                dimension=int(payload["model"]["dimension"]),
+                chunker=payload["chunker"],
+                lexical=payload["lexical"],
+                format_version=int(payload["format_version"]),
+            )
+            return cls(config, dict(payload["documents"]), int(payload["chunk_count"]), payload.get("built_at", ""))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IndexMismatchError(f"the index manifest {path} is unreadable ({exc}); {REBUILD_HINT}") from exc
+
+    def require_compatible(self, expected: IndexConfig) -> None:
+        differences = expected.differences(self.config)
+        if differences:
+            raise IndexMismatchError("the index was built with other settings (" + "; ".join(differences) + f"); {REBUILD_HINT}")

@@ -1,0 +1,62 @@
+"""Every error leaves the service as {"error": {message, type, param, code}} with a 4xx, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.schemas import ErrorBody, ErrorResponse
+
+log = logging.getLogger("citeqa")
+
+ERROR_TYPES = {400: "invalid_request_error", 404: "not_found_error", 405: "invalid_request_error", 503: "unavailable_error"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+
+
+def error_response(status: int, message: str, param: str | None = None, code: str | None = None) -> JSONResponse:
+    body = ErrorResponse(error=ErrorBody(message=message, type=ERROR_TYPES.get(status, "api_error"), param=param, code=code))
+    return JSONResponse(status_code=status, content=body.model_dump())
+
+
+def describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
+    """One readable sentence per problem, e.g. "body.top_k: Input should be less than or equal to 50"."""
+    problems, first_param = [], None
+    for error in exc.errors():
+        location = [str(part) for part in error.get("loc", ()) if part != "body"]
+        if error.get("type") == "json_invalid":
+            problems.append(f"malformed JSON: {error.get('ctx', {}).get('error', 'cannot parse the body')}")
+            continue
+        param = ".".join(location) or None
+        first_param = first_param or param
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        problems.append(f"{param}: {message}" if param else message)
+    return "; ".join(problems) or "invalid request", first_param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.param, exc.code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        message, param = describe_validation(exc)
+        return error_response(400, message, param, "invalid_request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal error; the server log has the details")

@@ -1,0 +1,153 @@
+"""Every request and response body of the HTTP API, in one module."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from index.evidence import Passage
+from index.search import SearchMode
+
+MAX_QUERY_CHARS = 2000
+MAX_TOP_K = 50
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must contain non-whitespace text")
+    return value
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"query": "what did Shoygu allege?", "top_k": 3}]},
+    )
+
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description=f"the question, 1-{MAX_QUERY_CHARS} characters")
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K, description=f"how many passages, 1-{MAX_TOP_K}")
+    mode: SearchMode | None = Field(None, description="hybrid (default), dense or lexical")
+
+    _check_query = field_validator("query")(_not_blank)
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"question": "what did Shoygu allege?"}]})
+
+    question: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description=f"1-{MAX_QUERY_CHARS} characters")
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="passages to draw the answer from")
+
+    _check_question = field_validator("question")(_not_blank)
+
+
+class Citation(BaseModel):
+    """Where a passage comes from: document.text[start:end] is the passage, [quote_start:quote_end] the quote."""
+
+    doc_id: str
+    title: str
+    source: str
+    chunk_id: str
+    start: int
+    end: int
+    quote: str
+    quote_start: int
+    quote_end: int
+
+    @classmethod
+    def of(cls, passage: Passage) -> Citation:
+        chunk, document, quote = passage.hit.chunk, passage.document, passage.quote
+        return cls(
+            doc_id=document.id,
+            title=document.title,
+            source=document.source,
+            chunk_id=chunk.chunk_id,
+            start=chunk.start,
+            end=chunk.end,
+            quote=quote.text,
+            quote_start=quote.start,
+            quote_end=quote.end,
+        )
+
+
+class ComponentScores(BaseModel):
+    dense: float = Field(description="cosine similarity of question and passage")
+    lexical: float = Field(description="BM25 score of the passage")
+
+
+class SearchResult(BaseModel):
+    rank: int
+    score: float = Field(description="fused score that orders the results")
+    scores: ComponentScores
+    text: str
+    citation: Citation
+
+    @classmethod
+    def of(cls, passage: Passage) -> SearchResult:
+        hit = passage.hit
+        return cls(
+            rank=passage.rank,
+            score=round(hit.score, 6),
+            scores=ComponentScores(dense=round(hit.dense, 6), lexical=round(hit.lexical, 6)),
+            text=hit.chunk.text,
+            citation=Citation.of(passage),
+        )
+
+
+class SearchResponse(BaseModel):
+    query: str
+    results: list[SearchResult]
+    took_ms: float
+
+
+class NumberedCitation(Citation):
+    marker: int = Field(description="the n of the [n] marker in the answer")
+
+
+class AskResponse(BaseModel):
+    question: str
+    answer: str = Field(description="cited sentences with [n] markers, or 'Not found in the documents.'")
+    found: bool
+    citations: list[NumberedCitation]
+    passages: list[SearchResult]
+    took_ms: float
+
+
+class DocumentSummary(BaseModel):
+    id: str
+    title: str
+    source: str
+    chunks: int
+    sha256: str
+    characters: int
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentSummary]
+
+
+class DocumentDetail(DocumentSummary):
+    text: str
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error, in the shape OpenAI clients already understand."""
+
+    error: ErrorBody
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    documents: int
+    chunks: int
+    model: str
+    built_at: str

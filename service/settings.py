@@ -1,0 +1,58 @@
+"""All configuration in one place: CITEQA_* environment variables (or a .env file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from index.answering import AnswerSettings
+from index.builder import IndexSettings
+from index.chunking import ChunkerSettings
+from index.embedding import DEFAULT_MODEL
+from index.engine import EngineSettings
+from index.lexical import LexicalSettings
+from index.search import FusionMethod, RetrievalSettings, SearchMode
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITEQA_", env_file=".env", extra="ignore")
+
+    corpus_dir: Path = Field(PROJECT_ROOT / "seeds", description="folder of .txt/.md documents indexed by default")
+    index_dir: Path = Field(PROJECT_ROOT / "var" / "index", description="where the index lives")
+    model: str = Field(DEFAULT_MODEL, description="embedding model: 'bundled:all-MiniLM-L6-v2', or a local path")
+    embed_batch_size: int = Field(64, ge=1)
+
+    chunk_size: int = Field(ChunkerSettings.chunk_size, ge=50)
+    chunk_overlap: int = Field(ChunkerSettings.chunk_overlap, ge=0)
+    title_in_passages: bool = IndexSettings.title_in_passages
+    bm25_method: str = LexicalSettings.method
+    bm25_k1: float = Field(LexicalSettings.k1, gt=0)
+    bm25_b: float = Field(LexicalSettings.b, ge=0, le=1)
+    stemmer: str = LexicalSettings.stemmer
+    stopwords: str = LexicalSettings.stopwords
+
+    search_mode: SearchMode = RetrievalSettings.mode
+    fusion: FusionMethod = RetrievalSettings.fusion
+    dense_weight: float = Field(RetrievalSettings.dense_weight, ge=0, le=1)
+    rrf_k: int = Field(RetrievalSettings.rrf_k, ge=1)
+    candidates: int = Field(RetrievalSettings.candidates, ge=1)
+    quote_lexical_weight: float = Field(EngineSettings.quote_lexical_weight, ge=0)
+    min_relevance: float = AnswerSettings.min_relevance
+    answer_top_k: int = Field(5, ge=1, le=50, description="passages considered by /v1/ask and chat")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+    def engine_settings(self) -> EngineSettings:
+        index = IndexSettings(
+            chunker=ChunkerSettings(self.chunk_size, self.chunk_overlap),
+            lexical=LexicalSettings(self.bm25_method, self.bm25_k1, self.bm25_b, self.stemmer, self.stopwords),
+            title_in_passages=self.title_in_passages,
+        )
+        retrieval = RetrievalSettings(self.search_mode, self.fusion, self.dense_weight, self.rrf_k, self.candidates)
+        answer = AnswerSettings(min_relevance=self.min_relevance)
+        return EngineSettings(self.model, index, retrieval, answer, self.quote_lexical_weight)

@@ -1,0 +1,49 @@
+"""Shared fixtures: the real bundled model (loaded once), real indexes in temporary folders."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from index.embedding import Embedder
+from index.engine import Engine
+from service.app import create_app
+from service.indexing import build_from_corpus
+from service.settings import PROJECT_ROOT, Settings
+
+SEEDS = PROJECT_ROOT / "seeds"
+SEED_ID = "000_ffb073c2a839212b.txt"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    return Embedder().load()
+
+
+@pytest.fixture(scope="session")
+def seed_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(corpus_dir=SEEDS, index_dir=tmp_path_factory.mktemp("seed-index"))
+
+
+@pytest.fixture(scope="session")
+def seed_engine(seed_settings: Settings, embedder: Embedder) -> Engine:
+    build_from_corpus(seed_settings, embedder=embedder)
+    return Engine.open(seed_settings.index_dir, seed_settings.engine_settings(), embedder)
+
+
+@pytest.fixture(scope="session")
+def client(seed_settings: Settings, seed_engine: Engine) -> Iterator[TestClient]:
+    with TestClient(create_app(seed_settings, seed_engine)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def corpus_dir(tmp_path: Path) -> Path:
+    """A writable copy of the seeds for tests that edit documents."""
+    target = tmp_path / "corpus"
+    shutil.copytree(SEEDS, target)
+    return target

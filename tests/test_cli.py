@@ -1,0 +1,40 @@
+"""The `citeqa` command line, run as a real subprocess."""
+
+from pathlib import Path
+
+from tests.conftest import SEED_ID
+from tests.helpers import citeqa_env, run_citeqa
+
+
+def test_index_reports_skips_and_then_is_a_no_op(corpus_dir: Path, tmp_path: Path) -> None:
+    (corpus_dir / "broken.txt").write_bytes(b"\xff\xfe\x00binary")
+    env = citeqa_env(tmp_path / "index")
+    first = run_citeqa("index", str(corpus_dir), env=env)
+    assert first.returncode == 0, first.stderr
+    assert "documents: 1 (1 added" in first.stdout
+    assert "skipped: 1" in first.stdout and "broken.txt" in first.stdout
+    second = run_citeqa("index", str(corpus_dir), env=env)
+    assert "1 unchanged" in second.stdout and "nothing changed" in second.stdout
+
+
+def test_ask_prints_the_answer_with_citations(corpus_dir: Path, tmp_path: Path) -> None:
+    result = run_citeqa("ask", "what did Shoygu allege?", env=citeqa_env(tmp_path / "index", CITEQA_CORPUS_DIR=str(corpus_dir)))
+    assert result.returncode == 0, result.stderr
+    assert "Shoygu alleged" in result.stdout
+    assert "[1] Russia Rejects" in result.stdout and SEED_ID in result.stdout
+
+
+def test_a_mismatched_index_is_refused_with_a_rebuild_hint(corpus_dir: Path, tmp_path: Path) -> None:
+    env = citeqa_env(tmp_path / "index")
+    assert run_citeqa("index", str(corpus_dir), env=env).returncode == 0
+    refused = run_citeqa("index", str(corpus_dir), env=env | {"CITEQA_CHUNK_SIZE": "500"})
+    assert refused.returncode == 2
+    assert "citeqa index --rebuild" in refused.stderr and "Traceback" not in refused.stderr
+    rebuilt = run_citeqa("index", str(corpus_dir), "--rebuild", env=env | {"CITEQA_CHUNK_SIZE": "500"})
+    assert rebuilt.returncode == 0, rebuilt.stderr
+
+
+def test_a_missing_corpus_is_a_clear_error(tmp_path: Path) -> None:
+    result = run_citeqa("index", str(tmp_path / "nowhere"), env=citeqa_env(tmp_path / "index"))
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from index.engine import Engine
+from index.search import FusionMethod, RetrievalSettings, SearchMode, fuse
+from tests.conftest import SEED_ID
+
+
+def test_rrf_fusion_adds_reciprocal_ranks() -> None:
+    rows = np.array([1, 2, 3])
+    settings = RetrievalSettings(fusion=FusionMethod.RRF, dense_weight=0.5, rrf_k=60)
+    fused = fuse(rows, np.zeros(3), np.zeros(3), np.array([2, 1]), np.array([1, 3]), settings)
+    assert fused[0] == pytest.approx(0.5 / 62 + 0.5 / 61)  # row 1: second densely, first lexically
+    assert fused[1] == pytest.approx(0.5 / 61)
+    assert fused[2] == pytest.approx(0.5 / 62)
+
+
+def test_weighted_fusion_normalises_each_side() -> None:
+    rows = np.array([0, 1])
+    settings = RetrievalSettings(fusion=FusionMethod.WEIGHTED, dense_weight=0.25)
+    fused = fuse(rows, np.array([0.2, 0.6]), np.array([4.0, 2.0]), np.array([1, 0]), np.array([0, 1]), settings)
+    assert fused[0] == pytest.approx(0.25 * 0.0 + 0.75 * 1.0)
+    assert fused[1] == pytest.approx(0.25 * 1.0 + 0.75 * 0.5)
+
+
+def test_bad_retrieval_settings_are_refused() -> None:
+    with pytest.raises(ValueError):
+        RetrievalSettings(dense_weight=1.5)
+
+
+@pytest.mark.parametrize("mode", list(SearchMode))
+def test_every_mode_puts_shoygus_allegation_first(seed_engine: Engine, mode: SearchMode) -> None:
+    [top, *_] = seed_engine.search("what did Shoygu allege?", 3, mode=mode)
+    assert "Shoygu alleged" in top.hit.chunk.text
+
+
+def test_hits_carry_fused_and_component_scores_in_order(seed_engine: Engine) -> None:
+    passages = seed_engine.search("peacekeepers deployed to Ukraine", 4)
+    scores = [p.hit.score for p in passages]
+    assert scores == sorted(scores, reverse=True)
+    assert all(-1.0 <= p.hit.dense <= 1.0 and p.hit.lexical >= 0.0 for p in passages)
+    assert len({p.hit.row for p in passages}) == len(passages)
+
+
+def test_lexical_mode_finds_nothing_for_unknown_words_while_dense_still_ranks(seed_engine: Engine) -> None:
+    assert seed_engine.search("zzzqqq xxyyzz", 3, mode=SearchMode.LEXICAL) == []
+    assert len(seed_engine.search("zzzqqq xxyyzz", 3, mode=SearchMode.DENSE)) == 3
+
+
+def test_the_quote_is_the_sentence_that_states_the_allegation(seed_engine: Engine) -> None:
+    top = seed_engine.search("what did Shoygu allege?", 1)[0]
+    text = top.document.text
+    assert top.quote.text.startswith("In a statement at the end of April, Shoygu alleged")
+    assert text[top.quote.start : top.quote.end] == top.quote.text
+    assert top.hit.chunk.start <= top.quote.start < top.quote.end <= top.hit.chunk.end
+    assert top.document.id == SEED_ID
+
+
+def test_ask_abstains_when_the_documents_do_not_answer(seed_engine: Engine) -> None:
+    answer = seed_engine.ask("What is the boiling point of water at sea level?")
+    assert not answer.composed.found
+    assert answer.cited == []
+    answered = seed_engine.ask("How many personnel would the Western contingent include?")
+    assert answered.composed.found
+    assert "100,000" in answered.composed.text and "[1]" in answered.composed.text
