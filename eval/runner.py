@@ -151,10 +151,10 @@ def evaluate_beir(
             list(zip(qids, vectors, strict=True)), desc=f"{mode.value:>7}", disable=not show_progress, leave=False
         ):
             query = dataset.queries[qid]
-            hits = engine.retriever.search(query, BEIR_CHUNK_DEPTH, mode=mode, query_vector=vector)
+            hits, quotes = engine.rank(query, BEIR_CHUNK_DEPTH, mode=mode, query_vector=vector)
             rankings[qid] = rank_documents(hits)
             if dataset.answers and mode is engine.settings.retrieval.mode and qid in dataset.answers:
-                quotes = engine.evidence.quotes(query, vector, hits[:1], engine.store.documents)
+                quotes = quotes[:1] or engine.evidence.quotes(query, vector, hits[:1], engine.store.documents)
                 top = Passage(1, hits[0], engine.store.documents[hits[0].chunk.doc_id], quotes[0]) if hits else None
                 quote_hits.append(float(answer_in_quote(top, dataset.answers[qid])))
         figures = ranking_metrics(rankings, dataset.qrels)

@@ -1,7 +1,7 @@
-"""Parameter sweep on a BEIR dataset: one index per chunker setting, then fusion and BM25 settings
-varied in memory over it. Prints one line per setting; the README records what it showed.
+"""Parameter sweep on a BEIR dataset: one index per chunker setting, everything else varied in memory
+over it. Prints one line per setting (hybrid figures); the README records what the sweeps showed.
 
-    python -m eval.sweep --dataset ../shared/data/scifact --chunks 800:200,1200:200
+    python -m eval.sweep --dataset ../shared/data/scifact --chunks 800:200,1200:200 --weights 0.4,0.5
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from index.builder import IndexSettings, passage_text
 from index.chunking import ChunkerSettings
 from index.engine import Engine, EngineSettings
 from index.lexical import LexicalIndex, LexicalSettings
-from index.search import FusionMethod, RetrievalSettings, Retriever, SearchMode
+from index.search import FusionMethod, RetrievalSettings, SearchMode
 
 
 def _with_lexical(engine: Engine, lexical: LexicalSettings) -> None:
@@ -27,46 +27,63 @@ def _with_lexical(engine: Engine, lexical: LexicalSettings) -> None:
     store.lexical = LexicalIndex.build(texts, lexical)
 
 
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",")]
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, required=True)
+    parser.add_argument("--max-queries", type=int)
     parser.add_argument("--chunks", default="800:200", help="comma-separated size:overlap pairs")
     parser.add_argument("--titles", default="1", help="comma-separated 0/1 for title_in_passages")
-    parser.add_argument("--weights", default="0.3,0.4,0.5,0.6,0.7")
-    parser.add_argument("--fusions", default="weighted,rrf")
     parser.add_argument("--k1", default="1.2")
     parser.add_argument("--b", default="0.75")
     parser.add_argument("--methods", default="lucene")
-    parser.add_argument("--stopwords", default="en")
+    parser.add_argument("--stopwords", default="en", help="bm25s list names, or none")
+    parser.add_argument("--fusions", default="weighted")
+    parser.add_argument("--weights", default="0.5", help="dense weights in fusion")
     parser.add_argument("--candidates", default="100")
+    parser.add_argument("--sentence-weights", default="0.5")
+    parser.add_argument("--quote-lexical", default="0.3")
+    parser.add_argument("--rerank-weights", default="0.5")
     args = parser.parse_args()
     dataset = load_beir(args.dataset)
-    floats = lambda text: [float(x) for x in text.split(",")]  # noqa: E731
+    if args.max_queries:
+        keep = list(dataset.queries)[: args.max_queries]
+        dataset = replace(dataset, queries={q: dataset.queries[q] for q in keep}, qrels={q: dataset.qrels[q] for q in keep})
     for chunk_spec, title in itertools.product(args.chunks.split(","), args.titles.split(",")):
         size, overlap = (int(x) for x in chunk_spec.split(":"))
         index = IndexSettings(chunker=ChunkerSettings(size, overlap), title_in_passages=title == "1")
-        engine = cached_engine(dataset.name, dataset.documents(), EngineSettings(index=index), DEFAULT_CACHE)
+        base = cached_engine(dataset.name, dataset.documents(), EngineSettings(index=index), DEFAULT_CACHE)
         for method, k1, b, stop in itertools.product(
-            args.methods.split(","), floats(args.k1), floats(args.b), args.stopwords.split(",")
+            args.methods.split(","), _floats(args.k1), _floats(args.b), args.stopwords.split(",")
         ):
-            _with_lexical(engine, LexicalSettings(method=method, k1=k1, b=b, stopwords=stop if stop != "none" else ""))
-            lexical = evaluate_beir(engine, dataset, (SearchMode.LEXICAL,), show_progress=False)["modes"]["lexical"]
-            print(
-                f"chunks={chunk_spec} title={title} bm25={method},k1={k1},b={b},stop={stop} "
-                f"lexical ndcg@10={lexical['ndcg@10']:.4f}",
-                flush=True,
+            _with_lexical(base, LexicalSettings(method=method, k1=k1, b=b, stopwords="" if stop == "none" else stop))
+            lexical = evaluate_beir(base, dataset, (SearchMode.LEXICAL,), show_progress=False)["modes"]["lexical"]
+            prefix = f"chunks={chunk_spec} title={title} bm25={method},k1={k1},b={b},stop={stop}"
+            print(f"{prefix} lexical ndcg@10={lexical['ndcg@10']:.4f} hit@1={lexical['hit@1']:.4f}", flush=True)
+            grid = itertools.product(
+                args.fusions.split(","),
+                _floats(args.weights),
+                args.candidates.split(","),
+                _floats(args.sentence_weights),
+                _floats(args.quote_lexical),
+                _floats(args.rerank_weights),
             )
-            for fusion, weight, cands in itertools.product(
-                args.fusions.split(","), floats(args.weights), args.candidates.split(",")
-            ):
-                retrieval = RetrievalSettings(fusion=FusionMethod(fusion), dense_weight=weight, candidates=int(cands))
-                engine.retriever = Retriever(engine.store, engine.embedder, retrieval)
-                engine.settings = replace(engine.settings, retrieval=retrieval)
+            for fusion, weight, candidates, sentence, quote_lexical, rerank in grid:
+                retrieval = RetrievalSettings(
+                    fusion=FusionMethod(fusion), dense_weight=weight, candidates=int(candidates), sentence_weight=sentence
+                )
+                settings = replace(
+                    base.settings, retrieval=retrieval, quote_lexical_weight=quote_lexical, quote_rerank_weight=rerank
+                )
+                engine = Engine(base.store, base.embedder, settings)
                 figures = evaluate_beir(engine, dataset, (SearchMode.HYBRID,), show_progress=False)["modes"]["hybrid"]
+                quote = f" answer_in_quote={figures['answer_in_top_quote']:.4f}" if "answer_in_top_quote" in figures else ""
                 print(
-                    f"chunks={chunk_spec} title={title} bm25={method},k1={k1},b={b},stop={stop} fusion={fusion} w={weight} "
-                    f"cand={cands} ndcg@10={figures['ndcg@10']:.4f} r@100={figures['recall@100']:.4f} "
-                    f"hit@1={figures['hit@1']:.4f}",
+                    f"{prefix} fusion={fusion} w={weight} cand={candidates} sent={sentence} qlex={quote_lexical} rerank={rerank} "
+                    f"ndcg@10={figures['ndcg@10']:.4f} r@100={figures['recall@100']:.4f} hit@1={figures['hit@1']:.4f}{quote}",
                     flush=True,
                 )
 

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -18,7 +19,8 @@ from index.documents import Document, SkippedFile
 from index.embedding import Embedder
 from index.lexical import LexicalSettings
 from index.manifest import IndexConfig
-from index.store import IndexStore
+from index.spans import evidence_units
+from index.store import IndexStore, Unit
 
 
 @dataclass(frozen=True)
@@ -66,13 +68,9 @@ def build_store(
     started = time.perf_counter()
     summary = BuildSummary(documents=len(documents))
     old_hashes = previous.manifest.documents if previous else {}
-    old_vectors = previous.vectors if previous else None
-    seen: set[str] = set()
     kept: list[Document] = []
-
-    chunks: list[Chunk] = []
-    vector_rows: list[np.ndarray | None] = []
-    to_embed: list[int] = []
+    seen: set[str] = set()
+    chunks, units = _Rows[Chunk](), _Rows[Unit]()
     for document in documents:
         if document.id in seen:
             summary.skipped.append(SkippedFile(document.source, f"duplicate document id '{document.id}'"))
@@ -81,30 +79,63 @@ def build_store(
         kept.append(document)
         if previous is not None and old_hashes.get(document.id) == document.sha256:
             summary.unchanged.append(document.id)
-            for row in previous.chunks_of(document.id):
-                chunks.append(previous.chunks[row])
-                vector_rows.append(old_vectors[row])
+            chunk_rows = previous.chunks_of(document.id)
+            unit_rows = previous.units_by_document.get(document.id, [])
+            chunks.reuse([previous.chunks[r] for r in chunk_rows], chunk_rows)
+            units.reuse([previous.units[r] for r in unit_rows], unit_rows)
             continue
         (summary.updated if document.id in old_hashes else summary.added).append(document.id)
-        for chunk in split_document(document, settings.chunker):
-            to_embed.append(len(chunks))
-            chunks.append(chunk)
-            vector_rows.append(None)
+        chunks.fresh(split_document(document, settings.chunker))
+        units.fresh([Unit(document.id, s.start, s.end) for s in evidence_units(document.text)])
     summary.removed = sorted(set(old_hashes) - seen)
+
     by_id = {d.id: d for d in kept}
-    passages = [passage_text(by_id[c.doc_id], c, settings.title_in_passages) for c in chunks]
-
-    fresh = embedder.embed([passages[i] for i in to_embed], show_progress=show_progress)
-    for position, row in enumerate(to_embed):
-        vector_rows[row] = fresh[position]
-    vectors = np.vstack(vector_rows) if vector_rows else np.zeros((0, embedder.dimension), np.float32)
-
+    passages = [passage_text(by_id[c.doc_id], c, settings.title_in_passages) for c in chunks.items]
+    unit_texts = [by_id[u.doc_id].text[u.start : u.end] for u in units.items]
+    chunk_vectors = chunks.vectors(embedder, passages, previous.vectors if previous else None, show_progress)
+    unit_vectors = units.vectors(embedder, unit_texts, previous.unit_vectors if previous else None, show_progress)
     store = IndexStore.assemble(
-        settings.config_for(embedder), kept, chunks, vectors, passages, datetime.now(UTC).isoformat(timespec="seconds")
+        settings.config_for(embedder),
+        kept,
+        chunks.items,
+        chunk_vectors,
+        passages,
+        units.items,
+        unit_vectors,
+        datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    summary.chunks = len(chunks)
+    summary.chunks = len(chunks.items)
     summary.seconds = time.perf_counter() - started
     return store, summary
+
+
+T = TypeVar("T")
+
+
+class _Rows(Generic[T]):
+    """Rows of a new store: each either reused from the previous store (with its vector) or fresh."""
+
+    def __init__(self) -> None:
+        self.items: list[T] = []
+        self.sources: list[int | None] = []  # row in the previous store, or None to embed
+
+    def reuse(self, items: list[T], previous_rows: list[int]) -> None:
+        self.items.extend(items)
+        self.sources.extend(previous_rows)
+
+    def fresh(self, items: list[T]) -> None:
+        self.items.extend(items)
+        self.sources.extend([None] * len(items))
+
+    def vectors(self, embedder: Embedder, texts: list[str], previous: np.ndarray | None, show_progress: bool) -> np.ndarray:
+        result = np.zeros((len(self.items), embedder.dimension), dtype=np.float32)
+        new_rows = [i for i, source in enumerate(self.sources) if source is None]
+        old_rows = [i for i, source in enumerate(self.sources) if source is not None]
+        if old_rows and previous is not None:
+            result[old_rows] = previous[[self.sources[i] for i in old_rows]]
+        if new_rows:
+            result[new_rows] = embedder.embed([texts[i] for i in new_rows], show_progress=show_progress)
+        return result
 
 
 def refresh_index(

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import numpy as np
 
 from index.answering import AnswerSettings, ComposedAnswer, compose_answer
 from index.builder import IndexSettings
 from index.embedding import DEFAULT_MODEL, Embedder
-from index.evidence import EvidenceFinder, Passage
-from index.search import RetrievalSettings, Retriever, SearchMode
+from index.evidence import EvidenceFinder, Passage, Quote
+from index.search import Hit, RetrievalSettings, Retriever, SearchMode
 from index.store import IndexStore
 
 
@@ -20,6 +22,8 @@ class EngineSettings:
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     quote_lexical_weight: float = 0.3
+    quote_rerank_weight: float = 0.5  # 0 turns the quote-aware re-scoring of the ranking head off
+    rerank_depth: int = 20
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ class Engine:
         self.embedder = embedder
         self.settings = settings
         self.retriever = Retriever(store, embedder, settings.retrieval)
-        self.evidence = EvidenceFinder(embedder, store.lexical.tokenizer, settings.quote_lexical_weight)
+        self.evidence = EvidenceFinder(store, settings.quote_lexical_weight)
 
     @classmethod
     def open(cls, index_dir: Path, settings: EngineSettings, embedder: Embedder | None = None) -> Engine:
@@ -47,10 +51,30 @@ class Engine:
         store = IndexStore.load(index_dir, settings.index.config_for(embedder))
         return cls(store, embedder, settings)
 
+    def rank(
+        self, query: str, depth: int, mode: SearchMode | None = None, query_vector: np.ndarray | None = None
+    ) -> tuple[list[Hit], list[Quote]]:
+        """`depth` hits in final order, and the quotes of the first len(quotes) of them.
+
+        In hybrid mode the head of the ranking is re-scored with its best quote's score: a chunk holding
+        one sentence that answers outranks a chunk that is only broadly about the topic. A quote's score
+        mixes the sentence's cosine similarity with the IDF-weighted share of question terms it contains,
+        signals that a whole-chunk score blurs.
+        """
+        mode = mode or self.settings.retrieval.mode
+        vector = self.embedder.embed_query(query) if query_vector is None else query_vector
+        weight = self.settings.quote_rerank_weight if mode is SearchMode.HYBRID else 0.0
+        hits = self.retriever.search(query, depth, mode=mode, query_vector=vector)
+        head = hits[: self.settings.rerank_depth] if weight > 0 else []
+        quotes = self.evidence.quotes(query, vector, head, self.store.documents)
+        rescored = [(replace(h, score=h.score + weight * q.score), q) for h, q in zip(head, quotes, strict=True)]
+        rescored.sort(key=lambda pair: (-pair[0].score, pair[0].row))
+        return [h for h, _ in rescored] + hits[len(head) :], [q for _, q in rescored]
+
     def search(self, query: str, top_k: int = 5, mode: SearchMode | None = None) -> list[Passage]:
         vector = self.embedder.embed_query(query)
-        hits = self.retriever.search(query, top_k, mode=mode, query_vector=vector)
-        quotes = self.evidence.quotes(query, vector, hits, self.store.documents)
+        hits, quotes = self.rank(query, top_k, mode, vector)
+        quotes = quotes[:top_k] + self.evidence.quotes(query, vector, hits[len(quotes) :], self.store.documents)
         return [
             Passage(rank, hit, self.store.documents[hit.chunk.doc_id], quote)
             for rank, (hit, quote) in enumerate(zip(hits, quotes, strict=True), start=1)

@@ -7,13 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from index.documents import Document
-from index.embedding import Embedder
-from index.lexical import LexicalTokenizer
 from index.search import Hit
-from index.spans import Span, sentence_spans
-
-# A sentence this short ("No, we cannot.") rarely stands alone; the quote then runs on to the next one.
-SHORT_SENTENCE_CHARS = 40
+from index.spans import Span, trim
+from index.store import IndexStore
 
 
 @dataclass(frozen=True)
@@ -35,52 +31,40 @@ class Passage:
     quote: Quote
 
 
-def term_overlap(query_terms: set[str], sentence_terms: list[str]) -> float:
-    """Share of the question's content terms (stemmed) that the sentence contains."""
-    if not query_terms:
+def term_overlap(query_weights: dict[str, float], sentence_terms: list[str]) -> float:
+    """IDF-weighted share of the question's content terms (stemmed) that the sentence contains:
+    sharing a rare name ("Peskov") counts for more than sharing a common word ("western")."""
+    total = sum(query_weights.values())
+    if total <= 0:
         return 0.0
-    return len(query_terms.intersection(sentence_terms)) / len(query_terms)
+    return sum(query_weights[t] for t in set(sentence_terms) if t in query_weights) / total
 
 
 class EvidenceFinder:
-    def __init__(self, embedder: Embedder, tokenizer: LexicalTokenizer, lexical_weight: float = 0.3) -> None:
-        self.embedder = embedder
-        self.tokenizer = tokenizer
-        self.lexical_weight = lexical_weight
+    """Scores a hit's evidence units (embedded at index time) by cosine similarity to the question plus
+    the share of the question's terms they contain, and quotes the best one, clipped to the chunk."""
 
-    def candidate_spans(self, document: Document, hit: Hit) -> list[Span]:
-        sentences = sentence_spans(document.text, hit.chunk.start, hit.chunk.end)
-        runs: list[Span] = []
-        for i, sentence in enumerate(sentences):
-            if sentence.end - sentence.start < SHORT_SENTENCE_CHARS and i + 1 < len(sentences):
-                runs.append(Span(sentence.start, sentences[i + 1].end))
-            else:
-                runs.append(sentence)
-        return runs or [Span(hit.chunk.start, hit.chunk.end)]
+    def __init__(self, store: IndexStore, lexical_weight: float = 0.3) -> None:
+        self.store = store
+        self.lexical_weight = lexical_weight
 
     def quotes(self, query: str, query_vector: np.ndarray, hits: list[Hit], documents: dict[str, Document]) -> list[Quote]:
         """One quote per hit, in hit order; each lies inside its hit's chunk."""
-        spans_per_hit = [self.candidate_spans(documents[hit.chunk.doc_id], hit) for hit in hits]
-        texts = [
-            documents[hit.chunk.doc_id].text[s.start : s.end]
-            for hit, spans in zip(hits, spans_per_hit, strict=True)
-            for s in spans
-        ]
-        if not texts:
-            return []
-        cosines = self.embedder.embed(texts) @ query_vector
-        query_terms = set(self.tokenizer.tokenize([query])[0])
-        overlaps = np.array([term_overlap(query_terms, terms) for terms in self.tokenizer.tokenize(texts)])
-        scores = cosines + self.lexical_weight * overlaps
+        query_weights = self.store.lexical.idf(set(self.store.lexical.tokenizer.tokenize([query])[0]))
+        return [self._best_quote(hit, documents[hit.chunk.doc_id], query_weights, query_vector) for hit in hits]
 
-        quotes: list[Quote] = []
-        offset = 0
-        for spans in spans_per_hit:
-            local = scores[offset : offset + len(spans)]
-            best = int(np.argmax(local))
-            position = offset + best
-            quotes.append(
-                Quote(spans[best].start, spans[best].end, texts[position], float(scores[position]), float(cosines[position]))
-            )
-            offset += len(spans)
-        return quotes
+    def _best_quote(self, hit: Hit, document: Document, query_weights: dict[str, float], query_vector: np.ndarray) -> Quote:
+        chunk = hit.chunk
+        unit_rows = self.store.units_of_chunk[hit.row]
+        spans = [
+            trim(document.text, Span(max(u.start, chunk.start), min(u.end, chunk.end)))
+            for u in (self.store.units[r] for r in unit_rows)
+        ]
+        if not spans:
+            return Quote(chunk.start, chunk.end, chunk.text, hit.dense, hit.dense)
+        cosines = self.store.unit_vectors[unit_rows] @ query_vector
+        texts = [document.text[span.start : span.end] for span in spans]
+        overlaps = np.array([term_overlap(query_weights, terms) for terms in self.store.lexical.tokenizer.tokenize(texts)])
+        scores = cosines + self.lexical_weight * overlaps
+        best = int(np.argmax(scores))
+        return Quote(spans[best].start, spans[best].end, texts[best], float(scores[best]), float(cosines[best]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -75,6 +76,18 @@ class LexicalIndex:
             return cls.build([], settings)
         retriever = bm25s.BM25.load(str(directory), show_progress=False)
         return cls(settings, retriever, size)
+
+    def idf(self, terms: set[str]) -> dict[str, float]:
+        """Inverse document frequency over the chunks (the BM25 form); a term never seen gets the most."""
+        if not self.size:
+            return dict.fromkeys(terms, 1.0)
+        indptr, vocab = self._retriever.scores["indptr"], self._retriever.vocab_dict
+        weights = {}
+        for term in terms:
+            row = vocab.get(term)
+            frequency = int(indptr[row + 1] - indptr[row]) if row is not None else 0
+            weights[term] = math.log(1.0 + (self.size - frequency + 0.5) / (frequency + 0.5))
+        return weights
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every chunk for the query (zeros when no query term is in the vocabulary)."""

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: evidence units (sentences) are embedded and stored with the chunks
 REBUILD_HINT = "rebuild it with `citeqa index --rebuild` (or delete the index folder)"
 
 

@@ -30,10 +30,13 @@ class RetrievalSettings:
     dense_weight: float = 0.5  # weight of the dense side in fusion; the lexical side gets the rest
     rrf_k: int = 60
     candidates: int = 100  # taken from each retriever before fusion
+    # A chunk's dense score mixes the chunk's own vector with its best sentence's: a question usually
+    # matches one sentence, whose signal a whole-chunk vector dilutes.
+    sentence_weight: float = 0.5
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.dense_weight <= 1.0:
-            raise ValueError("dense_weight must be between 0 and 1")
+        if not 0.0 <= self.dense_weight <= 1.0 or not 0.0 <= self.sentence_weight <= 1.0:
+            raise ValueError("dense_weight and sentence_weight must be between 0 and 1")
         if self.candidates < 1 or self.rrf_k < 1:
             raise ValueError("candidates and rrf_k must be positive")
 
@@ -93,7 +96,32 @@ class Retriever:
         self.store = store
         self.embedder = embedder
         self.settings = settings or RetrievalSettings()
-        self._vectors = store.vectors  # kept in memory: exact dense scores for lexical-only candidates
+
+    def dense_scores(self, rows: np.ndarray, vector: np.ndarray) -> np.ndarray:
+        """Dense score of each chunk row: its own cosine mixed with its best evidence unit's."""
+        chunk_cosines = self.store.vectors[rows] @ vector
+        weight = self.settings.sentence_weight
+        if weight == 0.0:
+            return chunk_cosines
+        best_units = np.array(
+            [
+                float((self.store.unit_vectors[units] @ vector).max()) if len(units) else chunk_cosine
+                for units, chunk_cosine in zip((self.store.units_of_chunk[r] for r in rows.tolist()), chunk_cosines, strict=True)
+            ]
+        )
+        return (1.0 - weight) * chunk_cosines + weight * best_units
+
+    def _dense_candidates(self, vector: np.ndarray, count: int) -> np.ndarray:
+        """Rows ranked by dense score, from the nearest chunks and the chunks of the nearest sentences."""
+        query = vector.reshape(1, -1)
+        _, chunk_rows = self.store.dense.search(query, min(count, self.store.dense.ntotal))
+        pool = set(chunk_rows[0][chunk_rows[0] >= 0].tolist())
+        if self.settings.sentence_weight > 0 and self.store.unit_dense.ntotal:
+            _, unit_rows = self.store.unit_dense.search(query, min(count, self.store.unit_dense.ntotal))
+            for unit_row in unit_rows[0][unit_rows[0] >= 0].tolist():
+                pool.update(self.store.chunks_of_unit[unit_row])
+        rows = np.array(sorted(pool), dtype=np.int64)
+        return rows[_top(self.dense_scores(rows, vector), count)]
 
     def search(self, query: str, top_k: int, mode: SearchMode | None = None, query_vector: np.ndarray | None = None) -> list[Hit]:
         mode = mode or self.settings.mode
@@ -102,13 +130,12 @@ class Retriever:
         vector = self.embedder.embed_query(query) if query_vector is None else query_vector
         candidates = max(self.settings.candidates, top_k)
         lexical_all = self.store.lexical.scores(query)
-        _, faiss_rows = self.store.dense.search(vector.reshape(1, -1), min(candidates, len(self.store.chunks)))
-        dense_ranked = faiss_rows[0][faiss_rows[0] >= 0]
+        dense_ranked = self._dense_candidates(vector, candidates)
         lexical_ranked = _top(lexical_all, candidates)
         lexical_ranked = lexical_ranked[lexical_all[lexical_ranked] > 0]
 
         rows = np.union1d(dense_ranked, lexical_ranked)
-        dense = self._vectors[rows] @ vector  # exact cosine for every candidate, whichever side found it
+        dense = self.dense_scores(rows, vector)  # for every candidate, whichever side found it
         lexical = lexical_all[rows]
         if mode is SearchMode.DENSE:
             scores = np.where(np.isin(rows, dense_ranked), dense, -np.inf)

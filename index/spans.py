@@ -40,3 +40,19 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[Sp
     if last.end > last.start:
         spans.append(last)
     return spans
+
+
+# A sentence this short ("No, we cannot.") rarely stands alone; as evidence it runs on to the next one.
+SHORT_SENTENCE_CHARS = 40
+
+
+def evidence_units(text: str) -> list[Span]:
+    """The spans a quote can be: each sentence, a short one joined to the sentence after it."""
+    sentences = sentence_spans(text)
+    units: list[Span] = []
+    for i, sentence in enumerate(sentences):
+        if sentence.end - sentence.start < SHORT_SENTENCE_CHARS and i + 1 < len(sentences):
+            units.append(Span(sentence.start, sentences[i + 1].end))
+        else:
+            units.append(sentence)
+    return units

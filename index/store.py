@@ -7,6 +7,7 @@ killed process leaves either the old index or the new one, never a half-written 
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 import faiss
 import numpy as np
@@ -26,17 +28,62 @@ from index.manifest import REBUILD_HINT, IndexConfig, IndexMissingError, Manifes
 CURRENT_LINK = "current"
 
 
+class Unit(NamedTuple):
+    """An evidence unit (a sentence, or a short one with the next): what a quote can be."""
+
+    doc_id: str
+    start: int
+    end: int
+
+
+def _all_vectors(index: faiss.IndexFlatIP) -> np.ndarray:
+    return index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)
+
+
 @dataclass
 class IndexStore:
     manifest: Manifest
     documents: dict[str, Document]
     chunks: list[Chunk]
-    dense: faiss.IndexFlatIP
+    dense: faiss.IndexFlatIP  # one vector per chunk, id = chunk row
     lexical: LexicalIndex
+    units: list[Unit]
+    unit_dense: faiss.IndexFlatIP  # one vector per evidence unit, id = unit row
 
-    @property
+    @cached_property
     def vectors(self) -> np.ndarray:
-        return self.dense.reconstruct_n(0, self.dense.ntotal) if self.dense.ntotal else np.zeros((0, self.dense.d), np.float32)
+        return _all_vectors(self.dense)
+
+    @cached_property
+    def unit_vectors(self) -> np.ndarray:
+        return _all_vectors(self.unit_dense)
+
+    @cached_property
+    def units_by_document(self) -> dict[str, list[int]]:
+        rows: dict[str, list[int]] = {}
+        for row, unit in enumerate(self.units):
+            rows.setdefault(unit.doc_id, []).append(row)
+        return rows
+
+    @cached_property
+    def units_of_chunk(self) -> list[np.ndarray]:
+        """For each chunk row, the unit rows that overlap it (units of a document are in text order)."""
+        result = []
+        for chunk in self.chunks:
+            rows = self.units_by_document.get(chunk.doc_id, [])
+            ends = [self.units[r].end for r in rows]
+            first = bisect.bisect_right(ends, chunk.start)
+            inside = [r for r in rows[first:] if self.units[r].start < chunk.end]
+            result.append(np.asarray(inside, dtype=np.int64))
+        return result
+
+    @cached_property
+    def chunks_of_unit(self) -> list[list[int]]:
+        result: list[list[int]] = [[] for _ in self.units]
+        for chunk_row, unit_rows in enumerate(self.units_of_chunk):
+            for unit_row in unit_rows.tolist():
+                result[unit_row].append(chunk_row)
+        return result
 
     @cached_property
     def rows_by_document(self) -> dict[str, list[int]]:
@@ -62,14 +109,14 @@ class IndexStore:
         chunks: list[Chunk],
         vectors: np.ndarray,
         lexical_texts: list[str],
+        units: list[Unit],
+        unit_vectors: np.ndarray,
         built_at: str,
     ) -> IndexStore:
-        dense = faiss.IndexFlatIP(config.dimension)
-        if len(chunks):
-            dense.add(np.ascontiguousarray(vectors, dtype=np.float32))
         lexical = LexicalIndex.build(lexical_texts, LexicalSettings(**config.lexical))
         manifest = Manifest(config, {d.id: d.sha256 for d in documents}, len(chunks), built_at)
-        return cls(manifest, {d.id: d for d in documents}, chunks, dense, lexical)
+        dense, unit_dense = _flat_index(vectors, config.dimension), _flat_index(unit_vectors, config.dimension)
+        return cls(manifest, {d.id: d for d in documents}, chunks, dense, lexical, units, unit_dense)
 
     # -- persistence ----------------------------------------------------------------------------
 
@@ -101,7 +148,11 @@ class IndexStore:
         with (folder / "chunks.jsonl").open("w", encoding="utf-8") as out:
             for chunk in self.chunks:
                 out.write(json.dumps([chunk.doc_id, chunk.ordinal, chunk.start, chunk.end]) + "\n")
+        with (folder / "units.jsonl").open("w", encoding="utf-8") as out:
+            for unit in self.units:
+                out.write(json.dumps(list(unit)) + "\n")
         faiss.write_index(self.dense, str(folder / "dense.faiss"))
+        faiss.write_index(self.unit_dense, str(folder / "units.faiss"))
         self.lexical.save(folder / "lexical")
         self.manifest.write(folder / "manifest.json")  # last: a folder with a manifest is complete
 
@@ -131,11 +182,22 @@ class IndexStore:
             for line in lines:
                 doc_id, ordinal, start, end = json.loads(line)
                 chunks.append(Chunk(doc_id, ordinal, start, end, documents[doc_id].text[start:end]))
+        with (folder / "units.jsonl").open(encoding="utf-8") as lines:
+            units = [Unit(*json.loads(line)) for line in lines]
         dense = faiss.read_index(str(folder / "dense.faiss"))
-        if dense.ntotal != len(chunks) or len(chunks) != manifest.chunk_count:
+        unit_dense = faiss.read_index(str(folder / "units.faiss"))
+        if dense.ntotal != len(chunks) or len(chunks) != manifest.chunk_count or unit_dense.ntotal != len(units):
             raise IndexMissingError(f"the index at {index_dir} is inconsistent; {REBUILD_HINT}")
         lexical = LexicalIndex.load(folder / "lexical", LexicalSettings(**expected.lexical), len(chunks))
-        return cls(manifest, documents, chunks, dense, lexical)
+        return cls(manifest, documents, chunks, dense, lexical, units, unit_dense)
+
+
+def _flat_index(vectors: np.ndarray, dimension: int) -> faiss.IndexFlatIP:
+    """Exact inner-product search; on L2-normalised vectors that is cosine similarity."""
+    index = faiss.IndexFlatIP(dimension)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
 
 
 def _remove_stale_versions(index_dir: Path, keep: str) -> None:

@@ -8,7 +8,7 @@ from index.builder import IndexSettings, refresh_index
 from index.chunking import ChunkerSettings
 from index.documents import load_corpus
 from index.embedding import Embedder
-from index.manifest import IndexMismatchError, Manifest
+from index.manifest import FORMAT_VERSION, IndexMismatchError, Manifest
 from index.store import CURRENT_LINK, IndexStore
 from tests.conftest import SEED_ID
 
@@ -24,7 +24,7 @@ def test_manifest_records_what_built_the_index(corpus_dir: Path, tmp_path: Path,
     assert len(manifest["model"]["fingerprint"]) == 64
     assert manifest["model"]["dimension"] == 384
     assert manifest["chunker"]["chunk_size"] == ChunkerSettings().chunk_size
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == FORMAT_VERSION
     assert set(manifest["documents"]) == {SEED_ID}
 
 
