@@ -21,8 +21,8 @@ class EngineSettings:
     index: IndexSettings = field(default_factory=IndexSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)
-    quote_lexical_weight: float = 0.3
-    quote_rerank_weight: float = 0.5  # 0 turns the quote-aware re-scoring of the ranking head off
+    quote_lexical_weight: float = 1.0
+    quote_rerank_weight: float = 1.0  # 0 turns the quote-aware re-scoring of the ranking head off
     rerank_depth: int = 20
 
 

@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from index.engine import Engine
 from service.errors import install_error_handlers
 from service.indexing import open_or_build
-from service.routers import documents, health, search
+from service.routers import chat, documents, health, search, web
 from service.settings import Settings
 
 log = logging.getLogger("citeqa")
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = None
     install_error_handlers(app)
-    for router in (health.router, search.router, documents.router):
+    app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    for router in (health.router, search.router, documents.router, chat.router, web.router):
         app.include_router(router)
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from index.evidence import Passage
@@ -151,3 +153,104 @@ class Readiness(BaseModel):
     chunks: int
     model: str
     built_at: str
+
+
+# -- OpenAI-compatible chat ------------------------------------------------------------------------
+
+
+class ChatContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ChatContentPart] | None = None
+    name: str | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "\n".join(part.text for part in self.content if part.type == "text" and part.text)
+        return self.content or ""
+
+
+class ChatCompletionRequest(BaseModel):
+    """The OpenAI request shape; optional parameters citeqa does not use (temperature, ...) are accepted."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {"model": "citeqa", "messages": [{"role": "user", "content": "what did Shoygu allege?"}], "stream": False}
+            ]
+        },
+    )
+
+    model: str = "citeqa"
+    messages: list[ChatMessage]
+    stream: bool = False
+
+    @field_validator("messages")
+    @classmethod
+    def _has_a_question(cls, messages: list[ChatMessage]) -> list[ChatMessage]:
+        if not messages:
+            raise ValueError("must not be empty: send at least one message with role 'user'")
+        users = [m for m in messages if m.role == "user"]
+        if not users:
+            raise ValueError("must contain a message with role 'user' (only system or assistant messages were sent)")
+        last = users[-1].text()
+        if not last.strip():
+            raise ValueError("the last user message has no text")
+        if len(last) > MAX_QUERY_CHARS:
+            raise ValueError(f"the last user message is longer than {MAX_QUERY_CHARS} characters")
+        return messages
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int = 0
+    message: AssistantMessage
+    finish_reason: str = "stop"
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class SearchInfo(BaseModel):
+    query: str = Field(description="the standalone query that was searched (follow-ups are resolved against earlier turns)")
+    found: bool
+    answered_by: str = Field(description="'extractive', or the upstream language model's name")
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+    citations: list[NumberedCitation] = Field(description="extension: the sources behind the [n] markers")
+    citeqa: SearchInfo
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "citeqa"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     min_relevance: float = AnswerSettings.min_relevance
     answer_top_k: int = Field(5, ge=1, le=50, description="passages considered by /v1/ask and chat")
 
+    llm_base_url: str | None = Field(None, description="an OpenAI-compatible server (…/v1); unset: extractive answers")
+    llm_model: str = Field("local-model", description="model name sent to the upstream server")
+    llm_api_key: str | None = Field(None, description="bearer token for the upstream server, if it needs one")
+    llm_timeout: float = Field(120.0, gt=0, description="seconds to wait for the upstream server")
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
 

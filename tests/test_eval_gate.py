@@ -1,0 +1,53 @@
+"""The CI gate: the gold set over the seed document must not fall below eval/baseline.json."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from eval.gold import check_gold, load_gold
+from eval.runner import evaluate_gold
+from index.engine import Engine
+
+BASELINE = Path(__file__).resolve().parents[1] / "eval" / "baseline.json"
+
+
+@pytest.fixture(scope="module")
+def report(seed_engine: Engine) -> dict:
+    return evaluate_gold(seed_engine, load_gold())
+
+
+def test_the_gold_set_is_well_formed(seed_engine: Engine) -> None:
+    questions = load_gold()
+    assert check_gold(questions, seed_engine.store.documents) == []
+    assert sum(q.answerable for q in questions) >= 40
+    assert sum(not q.answerable for q in questions) >= 8
+
+
+def test_gold_set_figures_stay_above_the_committed_baseline(report: dict) -> None:
+    baseline = json.loads(BASELINE.read_text())
+    failures = [f"{name} {report[name]:.3f} < {floor}" for name, floor in baseline["floors"].items() if report[name] < floor]
+    failures += [f"{name} {report[name]} > {ceiling}" for name, ceiling in baseline["ceilings"].items() if report[name] > ceiling]
+    assert not failures, "retrieval regressed: " + "; ".join(failures)
+
+
+def test_every_citation_for_every_gold_question_points_at_exact_text(seed_engine: Engine) -> None:
+    for question in load_gold():
+        for passage in seed_engine.search(question.question, 10):
+            text = passage.document.text
+            assert text[passage.hit.chunk.start : passage.hit.chunk.end] == passage.hit.chunk.text
+            assert text[passage.quote.start : passage.quote.end] == passage.quote.text
+    for chunk in seed_engine.store.chunks:
+        assert seed_engine.store.documents[chunk.doc_id].text[chunk.start : chunk.end] == chunk.text
+
+
+def test_metrics_match_hand_computed_values() -> None:
+    from eval.metrics import hit_at_k, mrr_at_k, ndcg_at_k, recall_at_k
+
+    ranked, relevant = ["a", "b", "c", "d"], {"b": 1, "d": 2, "z": 1}
+    assert hit_at_k(ranked, relevant, 1) == 0.0 and hit_at_k(ranked, relevant, 2) == 1.0
+    assert mrr_at_k(ranked, relevant, 10) == 0.5
+    assert recall_at_k(ranked, relevant, 4) == pytest.approx(2 / 3)
+    dcg = 1 / 1.584962500721156 + 2 / 2.321928094887362
+    idcg = 2 / 1.0 + 1 / 1.584962500721156 + 1 / 2.0
+    assert ndcg_at_k(ranked, relevant, 10) == pytest.approx(dcg / idcg)
