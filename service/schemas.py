@@ -130,6 +130,36 @@ class DocumentDetail(DocumentSummary):
     text: str
 
 
+MAX_DOCUMENT_ID_CHARS = 200
+
+
+class DocumentUpload(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"id": "notes/briefing.md", "text": "# Briefing\n\nThe summit was moved to Geneva."}]},
+    )
+
+    id: str = Field(min_length=1, max_length=MAX_DOCUMENT_ID_CHARS, description="stable id; the same id replaces the document")
+    text: str = Field(min_length=1, description="UTF-8 text; the first non-empty line becomes the title")
+
+    @field_validator("id")
+    @classmethod
+    def _clean_id(cls, value: str) -> str:
+        if value.strip() != value or any(ord(c) < 32 for c in value):
+            raise ValueError("must have no surrounding whitespace or control characters")
+        if any(part in ("", ".", "..") for part in value.split("/")):
+            raise ValueError("must not have empty, '.' or '..' path segments")
+        return value
+
+    _check_text = field_validator("text")(_not_blank)
+
+
+class DocumentChange(BaseModel):
+    status: Literal["added", "updated", "unchanged", "deleted"]
+    document: DocumentSummary | None = None
+    id: str
+
+
 class ErrorBody(BaseModel):
     message: str
     type: str

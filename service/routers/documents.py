@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
 from index.engine import Engine
 from service.deps import EngineDep
 from service.errors import ApiError
-from service.schemas import DocumentDetail, DocumentList, DocumentSummary, ErrorResponse
+from service.library import DocumentError, delete_document, upsert_document
+from service.schemas import DocumentChange, DocumentDetail, DocumentList, DocumentSummary, DocumentUpload, ErrorResponse
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
@@ -37,3 +38,32 @@ def get_document(doc_id: str, engine: EngineDep) -> DocumentDetail:
     if doc_id not in engine.store.documents:
         raise ApiError(404, f"no document with id '{doc_id}'", param="doc_id", code="document_not_found")
     return DocumentDetail(**_summary(engine, doc_id).model_dump(), text=engine.store.documents[doc_id].text)
+
+
+@router.post(
+    "",
+    response_model=DocumentChange,
+    status_code=201,
+    responses={200: {"model": DocumentChange, "description": "replaced or unchanged"}, 400: {"model": ErrorResponse}},
+    summary="Add a document, or replace the one with the same id (indexed before the reply)",
+)
+def add_document(upload: DocumentUpload, request: Request, response: Response, engine: EngineDep) -> DocumentChange:
+    try:
+        status, engine = upsert_document(request.app, upload.id, upload.text)
+    except DocumentError as exc:
+        raise ApiError(400, f"text: {exc}", param="text") from exc
+    if status != "added":
+        response.status_code = 200
+    return DocumentChange(status=status, id=upload.id, document=_summary(engine, upload.id))
+
+
+@router.delete(
+    "/{doc_id:path}",
+    response_model=DocumentChange,
+    responses={404: {"model": ErrorResponse}},
+    summary="Remove a document and its chunks",
+)
+def remove_document(doc_id: str, request: Request, engine: EngineDep) -> DocumentChange:
+    if not delete_document(request.app, doc_id):
+        raise ApiError(404, f"no document with id '{doc_id}'", param="doc_id", code="document_not_found")
+    return DocumentChange(status="deleted", id=doc_id)
