@@ -101,14 +101,16 @@ class Retriever:
         """Dense score of each chunk row: its own cosine mixed with its best evidence unit's."""
         chunk_cosines = self.store.vectors[rows] @ vector
         weight = self.settings.sentence_weight
-        if weight == 0.0:
+        if weight == 0.0 or len(rows) == 0:
             return chunk_cosines
-        best_units = np.array(
-            [
-                float((self.store.unit_vectors[units] @ vector).max()) if len(units) else chunk_cosine
-                for units, chunk_cosine in zip((self.store.units_of_chunk[r] for r in rows.tolist()), chunk_cosines, strict=True)
-            ]
-        )
+        unit_lists = [self.store.units_of_chunk[r] for r in rows.tolist()]
+        sizes = np.array([len(units) for units in unit_lists])
+        best_units = chunk_cosines.copy()  # a chunk with no unit (none can be empty in practice) keeps its own
+        if sizes.sum():
+            cosines = self.store.unit_vectors[np.concatenate(unit_lists)] @ vector
+            starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+            has_units = sizes > 0
+            best_units[has_units] = np.maximum.reduceat(cosines, starts[has_units])
         return (1.0 - weight) * chunk_cosines + weight * best_units
 
     def _dense_candidates(self, vector: np.ndarray, count: int) -> np.ndarray:

@@ -8,11 +8,15 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from index.documents import DocumentError
 from index.manifest import IndexMismatchError, IndexMissingError
 from index.search import SearchMode
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from index.engine import Engine
 
 USER_ERRORS = (DocumentError, IndexMismatchError, IndexMissingError, FileNotFoundError)
 
@@ -48,28 +52,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.app import create_app
-    from service.indexing import build_from_corpus, open_or_build
+    from service.indexing import open_or_build
 
     settings = _settings(args)
-    if args.host:
-        settings.host = args.host
-    if args.port:
-        settings.port = args.port
-    from index.store import IndexStore
-
-    if not IndexStore.exists(settings.index_dir):
-        print(f"no index at {settings.index_dir}; building it from {settings.corpus_dir}", file=sys.stderr)
-        build_from_corpus(settings, show_progress=True)
-    engine = open_or_build(settings)  # fails here, with a clear message, on a mismatched index
-    print(
-        f"citeqa: {len(engine.store.documents)} documents, {len(engine.store.chunks)} chunks; http://{settings.host}:{settings.port}/docs",
-        file=sys.stderr,
-    )
+    settings.host = args.host or settings.host
+    settings.port = args.port or settings.port
+    engine = open_or_build(settings, show_progress=True)  # a mismatched index fails here, with a clear message
+    counts = f"{len(engine.store.documents)} documents, {len(engine.store.chunks)} chunks"
+    print(f"citeqa: {counts}; chat page http://{settings.host}:{settings.port}/ , API docs at /docs", file=sys.stderr)
     uvicorn.run(create_app(settings, engine), host=settings.host, port=settings.port, log_level="info")
     return 0
 
 
-def _open_engine(args: argparse.Namespace):
+def _open_engine(args: argparse.Namespace) -> Engine:
     from service.indexing import open_or_build
 
     return open_or_build(_settings(args))

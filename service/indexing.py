@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from index.builder import BuildSummary, refresh_index
 from index.documents import load_corpus
 from index.embedding import Embedder
@@ -21,10 +23,12 @@ def build_from_corpus(
     return summary
 
 
-def open_or_build(settings: Settings) -> Engine:
-    """Open the index, building it from settings.corpus_dir first when there is none."""
+def open_or_build(settings: Settings, show_progress: bool = False) -> Engine:
+    """Open the index, building it from settings.corpus_dir first when there is none (one model load)."""
     engine_settings = settings.engine_settings()
     embedder = Embedder(engine_settings.model, settings.embed_batch_size)
     if not IndexStore.exists(settings.index_dir):
-        build_from_corpus(settings, embedder=embedder)
+        if show_progress:
+            print(f"no index at {settings.index_dir}; building it from {settings.corpus_dir}", file=sys.stderr)
+        build_from_corpus(settings, show_progress=show_progress, embedder=embedder)
     return Engine.open(settings.index_dir, engine_settings, embedder)

@@ -40,7 +40,10 @@ class Settings(BaseSettings):
     dense_weight: float = Field(RetrievalSettings.dense_weight, ge=0, le=1)
     rrf_k: int = Field(RetrievalSettings.rrf_k, ge=1)
     candidates: int = Field(RetrievalSettings.candidates, ge=1)
+    sentence_weight: float = Field(RetrievalSettings.sentence_weight, ge=0, le=1)
     quote_lexical_weight: float = Field(EngineSettings.quote_lexical_weight, ge=0)
+    quote_rerank_weight: float = Field(EngineSettings.quote_rerank_weight, ge=0)
+    rerank_depth: int = Field(EngineSettings.rerank_depth, ge=1)
     min_relevance: float = AnswerSettings.min_relevance
     answer_top_k: int = Field(5, ge=1, le=50, description="passages considered by /v1/ask and chat")
 
@@ -58,6 +61,10 @@ class Settings(BaseSettings):
             lexical=LexicalSettings(self.bm25_method, self.bm25_k1, self.bm25_b, self.stemmer, self.stopwords),
             title_in_passages=self.title_in_passages,
         )
-        retrieval = RetrievalSettings(self.search_mode, self.fusion, self.dense_weight, self.rrf_k, self.candidates)
+        retrieval = RetrievalSettings(
+            self.search_mode, self.fusion, self.dense_weight, self.rrf_k, self.candidates, self.sentence_weight
+        )
         answer = AnswerSettings(min_relevance=self.min_relevance)
-        return EngineSettings(self.model, index, retrieval, answer, self.quote_lexical_weight)
+        return EngineSettings(
+            self.model, index, retrieval, answer, self.quote_lexical_weight, self.quote_rerank_weight, self.rerank_depth
+        )
