@@ -154,7 +154,7 @@ def evaluate_beir(
             hits, quotes = engine.rank(query, BEIR_CHUNK_DEPTH, mode=mode, query_vector=vector)
             rankings[qid] = rank_documents(hits)
             if dataset.answers and mode is engine.settings.retrieval.mode and qid in dataset.answers:
-                quotes = quotes[:1] or engine.evidence.quotes(query, vector, hits[:1], engine.store.documents)
+                quotes = quotes[:1] or engine.evidence.quotes(query, vector, hits[:1])
                 top = Passage(1, hits[0], engine.store.documents[hits[0].chunk.doc_id], quotes[0]) if hits else None
                 quote_hits.append(float(answer_in_quote(top, dataset.answers[qid])))
         figures = ranking_metrics(rankings, dataset.qrels)

@@ -66,7 +66,7 @@ class Engine:
         weight = self.settings.quote_rerank_weight if mode is SearchMode.HYBRID else 0.0
         hits = self.retriever.search(query, depth, mode=mode, query_vector=vector)
         head = hits[: self.settings.rerank_depth] if weight > 0 else []
-        quotes = self.evidence.quotes(query, vector, head, self.store.documents)
+        quotes = self.evidence.quotes(query, vector, head)
         rescored = [(replace(h, score=h.score + weight * q.score), q) for h, q in zip(head, quotes, strict=True)]
         rescored.sort(key=lambda pair: (-pair[0].score, pair[0].row))
         return [h for h, _ in rescored] + hits[len(head) :], [q for _, q in rescored]
@@ -74,7 +74,7 @@ class Engine:
     def search(self, query: str, top_k: int = 5, mode: SearchMode | None = None) -> list[Passage]:
         vector = self.embedder.embed_query(query)
         hits, quotes = self.rank(query, top_k, mode, vector)
-        quotes = quotes[:top_k] + self.evidence.quotes(query, vector, hits[len(quotes) :], self.store.documents)
+        quotes = quotes[:top_k] + self.evidence.quotes(query, vector, hits[len(quotes) :])
         return [
             Passage(rank, hit, self.store.documents[hit.chunk.doc_id], quote)
             for rank, (hit, quote) in enumerate(zip(hits, quotes, strict=True), start=1)

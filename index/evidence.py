@@ -48,10 +48,12 @@ class EvidenceFinder:
         self.store = store
         self.lexical_weight = lexical_weight
 
-    def quotes(self, query: str, query_vector: np.ndarray, hits: list[Hit], documents: dict[str, Document]) -> list[Quote]:
+    def quotes(self, query: str, query_vector: np.ndarray, hits: list[Hit]) -> list[Quote]:
         """One quote per hit, in hit order; each lies inside its hit's chunk."""
+        if not hits:
+            return []
         query_weights = self.store.lexical.idf(set(self.store.lexical.tokenizer.tokenize([query])[0]))
-        return [self._best_quote(hit, documents[hit.chunk.doc_id], query_weights, query_vector) for hit in hits]
+        return [self._best_quote(hit, self.store.documents[hit.chunk.doc_id], query_weights, query_vector) for hit in hits]
 
     def _best_quote(self, hit: Hit, document: Document, query_weights: dict[str, float], query_vector: np.ndarray) -> Quote:
         chunk = hit.chunk
