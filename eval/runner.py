@@ -17,6 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from eval.beir import BeirDataset, load_beir
+from eval.embedding_cache import CachedEmbedder
 from eval.gold import GOLD_PATH, GoldQuestion, check_gold, load_gold
 from eval.metrics import hit_at_k, mean, mrr_at_k, ndcg_at_k, recall_at_k
 from index.builder import refresh_index
@@ -40,12 +41,15 @@ def cached_engine(
     show_progress: bool = False,
     embedder: Embedder | None = None,
 ) -> Engine:
-    """An engine over `documents`, its index kept under cache_dir/<name>-<hash of the index settings>."""
-    embedder = (embedder or Embedder(settings.model)).load()
+    """An engine over `documents`, its index kept under cache_dir/<name>-<hash of the index settings>;
+    texts already embedded for any other settings come from the embedding cache in cache_dir."""
+    embedder = (embedder or CachedEmbedder(cache_dir, settings.model)).load()
     config = settings.index.config_for(embedder)
     key = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
     index_dir = cache_dir / f"{name}-{key}"
     refresh_index(index_dir, documents, embedder, settings.index, show_progress=show_progress)
+    if isinstance(embedder, CachedEmbedder):
+        embedder.save()
     return Engine.open(index_dir, settings, embedder)
 
 

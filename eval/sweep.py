@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--sentence-weights", default="0.5")
     parser.add_argument("--quote-lexical", default="0.3")
     parser.add_argument("--rerank-weights", default="0.5")
+    parser.add_argument("--feedback-weights", default="0")
     args = parser.parse_args()
     dataset = load_beir(args.dataset)
     if args.max_queries:
@@ -70,10 +71,15 @@ def main() -> None:
                 _floats(args.sentence_weights),
                 _floats(args.quote_lexical),
                 _floats(args.rerank_weights),
+                _floats(args.feedback_weights),
             )
-            for fusion, weight, candidates, sentence, quote_lexical, rerank in grid:
+            for fusion, weight, candidates, sentence, quote_lexical, rerank, feedback in grid:
                 retrieval = RetrievalSettings(
-                    fusion=FusionMethod(fusion), dense_weight=weight, candidates=int(candidates), sentence_weight=sentence
+                    fusion=FusionMethod(fusion),
+                    dense_weight=weight,
+                    candidates=int(candidates),
+                    sentence_weight=sentence,
+                    feedback_weight=feedback,
                 )
                 settings = replace(
                     base.settings, retrieval=retrieval, quote_lexical_weight=quote_lexical, quote_rerank_weight=rerank
@@ -83,6 +89,7 @@ def main() -> None:
                 quote = f" answer_in_quote={figures['answer_in_top_quote']:.4f}" if "answer_in_top_quote" in figures else ""
                 print(
                     f"{prefix} fusion={fusion} w={weight} cand={candidates} sent={sentence} qlex={quote_lexical} rerank={rerank} "
+                    f"fb={feedback} "
                     f"ndcg@10={figures['ndcg@10']:.4f} r@100={figures['recall@100']:.4f} hit@1={figures['hit@1']:.4f}{quote}",
                     flush=True,
                 )

@@ -22,7 +22,7 @@ class EngineSettings:
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     quote_lexical_weight: float = 1.0
-    quote_rerank_weight: float = 1.0  # 0 turns the quote-aware re-scoring of the ranking head off
+    quote_rerank_weight: float = 0.5  # 0 turns the quote-aware re-scoring of the ranking head off
     rerank_depth: int = 20
 
 

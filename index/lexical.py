@@ -18,7 +18,7 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)
 @dataclass(frozen=True)
 class LexicalSettings:
     method: str = "lucene"  # bm25s variants: robertson, lucene, atire, bm25l, bm25+
-    k1: float = 1.2
+    k1: float = 0.9
     b: float = 0.75
     stemmer: str = "english"  # a PyStemmer (Snowball) language, or "" for none
     stopwords: str = "en"  # a bm25s stop-word list name, or "" for none

@@ -33,12 +33,17 @@ class RetrievalSettings:
     # A chunk's dense score mixes the chunk's own vector with its best sentence's: a question usually
     # matches one sentence, whose signal a whole-chunk vector dilutes.
     sentence_weight: float = 0.5
+    # Pseudo-relevance feedback on the dense side (0 turns it off): query + weight * mean(top chunks).
+    feedback_weight: float = 0.0
+    feedback_depth: int = 3
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dense_weight <= 1.0 or not 0.0 <= self.sentence_weight <= 1.0:
             raise ValueError("dense_weight and sentence_weight must be between 0 and 1")
-        if self.candidates < 1 or self.rrf_k < 1:
-            raise ValueError("candidates and rrf_k must be positive")
+        if self.candidates < 1 or self.rrf_k < 1 or self.feedback_depth < 1:
+            raise ValueError("candidates, rrf_k and feedback_depth must be positive")
+        if self.feedback_weight < 0:
+            raise ValueError("feedback_weight must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -130,8 +135,22 @@ class Retriever:
         if not self.store.chunks:
             return []
         vector = self.embedder.embed_query(query) if query_vector is None else query_vector
-        candidates = max(self.settings.candidates, top_k)
         lexical_all = self.store.lexical.scores(query)
+        hits = self._search(vector, lexical_all, top_k, mode)
+        if self.settings.feedback_weight > 0 and mode is SearchMode.HYBRID and hits:
+            hits = self._search(self._with_feedback(vector, hits), lexical_all, top_k, mode)
+        return hits
+
+    def _with_feedback(self, vector: np.ndarray, hits: list[Hit]) -> np.ndarray:
+        """Pseudo-relevance feedback (Rocchio): move the query vector toward the mean of the first pass's
+        best chunks, so the second pass also finds passages that answer in other words."""
+        top_rows = [hit.row for hit in hits[: self.settings.feedback_depth]]
+        centroid = self.store.vectors[top_rows].mean(axis=0)
+        moved = vector + self.settings.feedback_weight * centroid
+        return (moved / max(float(np.linalg.norm(moved)), 1e-9)).astype(np.float32)
+
+    def _search(self, vector: np.ndarray, lexical_all: np.ndarray, top_k: int, mode: SearchMode) -> list[Hit]:
+        candidates = max(self.settings.candidates, top_k)
         dense_ranked = self._dense_candidates(vector, candidates)
         lexical_ranked = _top(lexical_all, candidates)
         lexical_ranked = lexical_ranked[lexical_all[lexical_ranked] > 0]

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     rrf_k: int = Field(RetrievalSettings.rrf_k, ge=1)
     candidates: int = Field(RetrievalSettings.candidates, ge=1)
     sentence_weight: float = Field(RetrievalSettings.sentence_weight, ge=0, le=1)
+    feedback_weight: float = Field(RetrievalSettings.feedback_weight, ge=0)
+    feedback_depth: int = Field(RetrievalSettings.feedback_depth, ge=1)
     quote_lexical_weight: float = Field(EngineSettings.quote_lexical_weight, ge=0)
     quote_rerank_weight: float = Field(EngineSettings.quote_rerank_weight, ge=0)
     rerank_depth: int = Field(EngineSettings.rerank_depth, ge=1)
@@ -62,7 +64,14 @@ class Settings(BaseSettings):
             title_in_passages=self.title_in_passages,
         )
         retrieval = RetrievalSettings(
-            self.search_mode, self.fusion, self.dense_weight, self.rrf_k, self.candidates, self.sentence_weight
+            self.search_mode,
+            self.fusion,
+            self.dense_weight,
+            self.rrf_k,
+            self.candidates,
+            self.sentence_weight,
+            self.feedback_weight,
+            self.feedback_depth,
         )
         answer = AnswerSettings(min_relevance=self.min_relevance)
         return EngineSettings(

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from eval.beir import load_beir
+from index.embedding import Embedder
 
 CORPUS = [
     ("d1", "Penguins", "Emperor penguins breed in the Antarctic winter and huddle for warmth."),
@@ -76,3 +77,19 @@ def test_missing_dataset_files_are_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "not a BEIR dataset" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_embedding_cache_returns_the_models_vectors_and_persists(tmp_path: Path, embedder: Embedder) -> None:
+    import numpy as np
+
+    from eval.embedding_cache import CachedEmbedder
+
+    texts = ["Emperor penguins breed in winter.", "Tides follow the Moon.", "Emperor penguins breed in winter."]
+    cached = CachedEmbedder(tmp_path, embedder.model_name).load()
+    vectors = cached.embed(texts)
+    assert np.allclose(vectors, embedder.embed(texts), atol=1e-5)
+    cached.save()
+    reopened = CachedEmbedder(tmp_path, embedder.model_name)
+    reopened._load_cache()
+    assert len(reopened._vectors) == 2
+    assert np.allclose(reopened.embed(texts[:2]), vectors[:2], atol=1e-6)

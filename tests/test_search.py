@@ -63,3 +63,23 @@ def test_ask_abstains_when_the_documents_do_not_answer(seed_engine: Engine) -> N
     answered = seed_engine.ask("How many personnel would the Western contingent include?")
     assert answered.composed.found
     assert "100,000" in answered.composed.text and "[1]" in answered.composed.text
+
+
+def test_feedback_moves_the_query_toward_the_first_pass_and_stays_normalised(seed_engine: Engine) -> None:
+    from index.search import Retriever
+
+    settings = RetrievalSettings(feedback_weight=0.5, feedback_depth=2)
+    retriever = Retriever(seed_engine.store, seed_engine.embedder, settings)
+    vector = seed_engine.embedder.embed_query("what did Shoygu allege?")
+    first = retriever._search(vector, seed_engine.store.lexical.scores("what did Shoygu allege?"), 3, SearchMode.HYBRID)
+    moved = retriever._with_feedback(vector, first)
+    centroid = seed_engine.store.vectors[[h.row for h in first[:2]]].mean(axis=0)
+    assert np.linalg.norm(moved) == pytest.approx(1.0, abs=1e-5)
+    assert float(moved @ centroid) > float(vector @ centroid)
+    hits = retriever.search("what did Shoygu allege?", 3)
+    assert "Shoygu alleged" in hits[0].chunk.text
+
+
+def test_negative_feedback_weight_is_refused() -> None:
+    with pytest.raises(ValueError):
+        RetrievalSettings(feedback_weight=-0.1)
