@@ -32,11 +32,13 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def wait_ready(base: str, process: subprocess.Popen, seconds: float = 300) -> None:
+def wait_ready(base: str, process: subprocess.Popen, seconds: float = 300, log_path: Path | None = None) -> None:
+    """Poll /readyz until the server answers 200; fail early, with its log, if the process exits."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError("citeqa serve exited before it was ready")
+            log = log_path.read_text() if log_path and log_path.is_file() else ""
+            raise RuntimeError(f"citeqa serve exited before it was ready\n{log}")
         try:
             if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
                 return

@@ -36,6 +36,14 @@ class Unit(NamedTuple):
     end: int
 
 
+def _rows_by_document(items: list[Chunk] | list[Unit]) -> dict[str, list[int]]:
+    """Row numbers grouped by document id, in row order."""
+    rows: dict[str, list[int]] = {}
+    for row, item in enumerate(items):
+        rows.setdefault(item.doc_id, []).append(row)
+    return rows
+
+
 def _all_vectors(index: faiss.IndexFlatIP) -> np.ndarray:
     return index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)
 
@@ -60,10 +68,7 @@ class IndexStore:
 
     @cached_property
     def units_by_document(self) -> dict[str, list[int]]:
-        rows: dict[str, list[int]] = {}
-        for row, unit in enumerate(self.units):
-            rows.setdefault(unit.doc_id, []).append(row)
-        return rows
+        return _rows_by_document(self.units)
 
     @cached_property
     def units_of_chunk(self) -> list[np.ndarray]:
@@ -87,10 +92,7 @@ class IndexStore:
 
     @cached_property
     def rows_by_document(self) -> dict[str, list[int]]:
-        rows: dict[str, list[int]] = {}
-        for row, chunk in enumerate(self.chunks):
-            rows.setdefault(chunk.doc_id, []).append(row)
-        return rows
+        return _rows_by_document(self.chunks)
 
     @property
     def chunk_counts(self) -> dict[str, int]:

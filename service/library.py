@@ -12,7 +12,7 @@ import threading
 from fastapi import FastAPI
 
 from index.builder import build_store
-from index.documents import Document, DocumentError, make_document
+from index.documents import Document, make_document
 from index.engine import Engine
 from service.settings import Settings
 
@@ -48,6 +48,3 @@ def delete_document(app: FastAPI, doc_id: str) -> bool:
             return False
         _rebuild(app, [d for d in engine.store.documents.values() if d.id != doc_id])
         return True
-
-
-__all__ = ["DocumentError", "delete_document", "upsert_document"]

@@ -6,12 +6,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
+from eval.bench import wait_ready
 
 CITEQA = [sys.executable, "-m", "service.cli"]
 
@@ -34,31 +33,18 @@ def run_citeqa(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
 def running_server(index_dir: Path, **extra_env: str) -> Iterator[str]:
     """`citeqa serve` on a free loopback port; yields its base URL once /readyz answers."""
     port = free_port()
-    process = subprocess.Popen(
-        [*CITEQA, "serve", "--port", str(port)],
-        env=citeqa_env(index_dir, **extra_env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"citeqa serve exited early:\n{process.stdout.read() if process.stdout else ''}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        else:
-            raise RuntimeError("citeqa serve did not become ready in time")
-        yield base
-    finally:
-        process.terminate()
+    log_path = index_dir.parent / f"serve-{port}.log"
+    with log_path.open("w") as log:  # a file, not a pipe: a full pipe would stall the server
+        process = subprocess.Popen(
+            [*CITEQA, "serve", "--port", str(port)], env=citeqa_env(index_dir, **extra_env), stdout=log, stderr=log
+        )
+        base = f"http://127.0.0.1:{port}"
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            wait_ready(base, process, seconds=180, log_path=log_path)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()

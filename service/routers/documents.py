@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from index.documents import DocumentError
 from index.engine import Engine
 from service.deps import EngineDep
 from service.errors import ApiError
-from service.library import DocumentError, delete_document, upsert_document
+from service.library import delete_document, upsert_document
 from service.schemas import DocumentChange, DocumentDetail, DocumentList, DocumentSummary, DocumentUpload, ErrorResponse
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
