@@ -47,6 +47,14 @@ class EvidenceFinder:
     def __init__(self, store: IndexStore, lexical_weight: float = 0.3) -> None:
         self.store = store
         self.lexical_weight = lexical_weight
+        # Stemmed terms of each quotable span, tokenised once: the same sentences recur across queries.
+        self._terms: dict[tuple[str, int, int], list[str]] = {}
+
+    def _terms_of(self, doc_id: str, spans: list[Span], texts: list[str]) -> list[list[str]]:
+        missing = [i for i, span in enumerate(spans) if (doc_id, *span) not in self._terms]
+        for i, terms in zip(missing, self.store.lexical.tokenizer.tokenize([texts[i] for i in missing]), strict=True):
+            self._terms[(doc_id, *spans[i])] = terms
+        return [self._terms[(doc_id, *span)] for span in spans]
 
     def quotes(self, query: str, query_vector: np.ndarray, hits: list[Hit]) -> list[Quote]:
         """One quote per hit, in hit order; each lies inside its hit's chunk."""
@@ -66,7 +74,7 @@ class EvidenceFinder:
             return Quote(chunk.start, chunk.end, chunk.text, hit.dense, hit.dense)
         cosines = self.store.unit_vectors[unit_rows] @ query_vector
         texts = [document.text[span.start : span.end] for span in spans]
-        overlaps = np.array([term_overlap(query_weights, terms) for terms in self.store.lexical.tokenizer.tokenize(texts)])
+        overlaps = np.array([term_overlap(query_weights, terms) for terms in self._terms_of(document.id, spans, texts)])
         scores = cosines + self.lexical_weight * overlaps
         best = int(np.argmax(scores))
         return Quote(spans[best].start, spans[best].end, texts[best], float(scores[best]), float(cosines[best]))
