@@ -35,4 +35,4 @@ eval: install
 	$(VENV)/bin/citeqa eval
 
 bench: install
-	$(PY) -m eval.bench --dataset ../shared/data/squad-dev-a
+	$(PY) -m citeqa.eval.bench --dataset ../shared/data/squad-dev-a

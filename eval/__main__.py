@@ -1,5 +1,5 @@
 import sys
 
-from eval.runner import main
+from citeqa.eval.runner import main
 
 sys.exit(main())

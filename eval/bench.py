@@ -1,6 +1,6 @@
 """Benchmark: ingestion throughput and search latency, in-process and over HTTP against `citeqa serve`.
 
-    python -m eval.bench --dataset ../shared/data/squad-dev-a [--queries 300]
+    python -m citeqa.eval.bench --dataset ../shared/data/squad-dev-a [--queries 300]
 
 Builds a fresh index of the dataset (timing chunking + embedding), then times the same queries through
 Engine.search in this process and through POST /v1/search on a real server started on loopback.
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import httpx
 
-from eval.beir import load_beir
-from index.builder import refresh_index
-from index.embedding import Embedder
-from index.engine import Engine
-from service.settings import Settings
+from citeqa.eval.beir import load_beir
+from citeqa.index.builder import refresh_index
+from citeqa.index.embedding import Embedder
+from citeqa.index.engine import Engine
+from citeqa.settings import Settings
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -84,7 +84,7 @@ def main() -> None:
 
         env = os.environ | {"CITEQA_INDEX_DIR": str(index_dir)}
         server = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--port", str(args.port)],
+            [sys.executable, "-m", "citeqa", "serve", "--port", str(args.port)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

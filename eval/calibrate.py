@@ -1,7 +1,7 @@
 """Where to put the abstention threshold: the best quote's score for answerable and unanswerable
 gold questions (and, given a SQuAD-style dataset, for its all-answerable questions).
 
-    python -m eval.calibrate [--dataset ../shared/data/squad-dev-a]
+    python -m citeqa.eval.calibrate [--dataset ../shared/data/squad-dev-a]
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.beir import load_beir
-from eval.gold import load_gold
-from eval.runner import DEFAULT_CACHE, cached_engine
-from index.documents import load_corpus
-from index.engine import Engine
-from service.settings import Settings
+from citeqa.eval.beir import load_beir
+from citeqa.eval.gold import load_gold
+from citeqa.eval.runner import cached_engine, default_cache_dir
+from citeqa.index.documents import load_corpus
+from citeqa.index.engine import Engine
+from citeqa.settings import Settings
 
 
 def top_scores(engine: Engine, questions: list[str]) -> np.ndarray:
@@ -36,7 +36,7 @@ def main() -> None:
     settings = Settings()
     engine_settings = settings.engine_settings()
     documents = load_corpus(settings.corpus_dir).documents
-    engine = cached_engine(f"gold-{settings.corpus_dir.name}", documents, engine_settings, DEFAULT_CACHE)
+    engine = cached_engine(f"gold-{settings.corpus_dir.name}", documents, engine_settings, default_cache_dir())
     gold = load_gold()
     answerable = top_scores(engine, [q.question for q in gold if q.answerable])
     unanswerable = top_scores(engine, [q.question for q in gold if not q.answerable])
@@ -48,7 +48,7 @@ def main() -> None:
     if args.dataset:
         dataset = load_beir(args.dataset)
         questions = list(dataset.queries.values())[: args.max_queries]
-        squad = top_scores(cached_engine(dataset.name, dataset.documents(), engine_settings, DEFAULT_CACHE), questions)
+        squad = top_scores(cached_engine(dataset.name, dataset.documents(), engine_settings, default_cache_dir()), questions)
         for threshold in (0.3, 0.35, 0.4, 0.42, 0.45, 0.5):
             print(f"{dataset.name}: share of answerable questions abstained on at {threshold}: {(squad < threshold).mean():.3f}")
 

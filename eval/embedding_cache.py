@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.embedding import Embedder
+from citeqa.index.embedding import Embedder
 
 
 def _key(text: str) -> str:

@@ -1,4 +1,4 @@
-"""`citeqa eval` / `python -m eval`: the gold set for a corpus, or any BEIR-format dataset.
+"""`citeqa eval` / `python -m citeqa.eval`: the gold set for a corpus, or any BEIR-format dataset.
 
 Indexes built for evaluation are kept under a cache folder keyed by dataset and index settings; a
 re-run reuses them (and re-embeds only documents whose content changed), so repeat runs are quick.
@@ -16,19 +16,27 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from eval.beir import BeirDataset, load_beir
-from eval.embedding_cache import CachedEmbedder
-from eval.gold import GOLD_PATH, GoldQuestion, check_gold, load_gold
-from eval.metrics import hit_at_k, mean, mrr_at_k, ndcg_at_k, recall_at_k
-from index.builder import refresh_index
-from index.documents import Document, load_corpus
-from index.embedding import Embedder
-from index.engine import Engine, EngineSettings
-from index.evidence import Passage
-from index.search import Hit, SearchMode
+from citeqa.eval.beir import BeirDataset, load_beir
+from citeqa.eval.embedding_cache import CachedEmbedder
+from citeqa.eval.gold import GOLD_PATH, GoldQuestion, check_gold, load_gold
+from citeqa.eval.metrics import hit_at_k, mean, mrr_at_k, ndcg_at_k, recall_at_k
+from citeqa.index.builder import refresh_index
+from citeqa.index.documents import Document, load_corpus
+from citeqa.index.embedding import Embedder
+from citeqa.index.engine import Engine, EngineSettings
+from citeqa.index.evidence import Passage
+from citeqa.index.search import Hit, SearchMode
 
 MODES = (SearchMode.LEXICAL, SearchMode.DENSE, SearchMode.HYBRID)
-DEFAULT_CACHE = Path(__file__).resolve().parents[1] / "var" / "eval-cache"
+
+
+def default_cache_dir() -> Path:
+    """Evaluation indexes and embeddings live in the data home, beside the collections."""
+    from citeqa.settings import Settings
+
+    return Settings().home / "eval-cache"
+
+
 # Chunks fetched per query for document-level metrics: enough to rank 100 distinct documents.
 BEIR_CHUNK_DEPTH = 300
 
@@ -197,16 +205,17 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gold", type=Path, default=GOLD_PATH, help="gold question set (default: eval/gold.jsonl)")
     parser.add_argument("--modes", default="lexical,dense,hybrid", help="retrievers to compare on a BEIR dataset")
     parser.add_argument("--max-queries", type=int, help="evaluate only the first N queries (quick looks)")
-    parser.add_argument("--output", type=Path, help="JSON file for every figure (default: var/eval-results/<name>.json)")
-    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where evaluation indexes are kept")
+    parser.add_argument("--output", type=Path, help="JSON file for every figure (default: <home>/eval-results/<name>.json)")
+    parser.add_argument("--cache-dir", type=Path, help="where evaluation indexes are kept (default: <home>/eval-cache)")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    from service.settings import Settings
+    from citeqa.settings import Settings
 
     settings = Settings()
     engine_settings = settings.engine_settings()
-    output_dir = DEFAULT_CACHE.parent / "eval-results"
+    output_dir = settings.home / "eval-results"
+    args.cache_dir = args.cache_dir or default_cache_dir()
     if args.dataset:
         dataset = load_beir(args.dataset)
         if args.max_queries:
@@ -234,7 +243,9 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eval", description="measure retrieval on the gold set or a BEIR dataset")
+    parser = argparse.ArgumentParser(
+        prog="python -m citeqa.eval", description="measure retrieval on the gold set or a BEIR dataset"
+    )
     add_eval_arguments(parser)
     return run_from_args(parser.parse_args(argv))
 

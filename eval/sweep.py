@@ -1,7 +1,7 @@
 """Parameter sweep on a BEIR dataset: one index per chunker setting, everything else varied in memory
 over it. Prints one line per setting (hybrid figures); the README records what the sweeps showed.
 
-    python -m eval.sweep --dataset ../shared/data/scifact --chunks 800:200,1200:200 --weights 0.4,0.5
+    python -m citeqa.eval.sweep --dataset ../shared/data/scifact --chunks 800:200,1200:200 --weights 0.4,0.5
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import itertools
 from dataclasses import replace
 from pathlib import Path
 
-from eval.beir import load_beir
-from eval.runner import DEFAULT_CACHE, cached_engine, evaluate_beir
-from index.builder import IndexSettings, passage_text
-from index.chunking import ChunkerSettings
-from index.engine import Engine, EngineSettings
-from index.lexical import LexicalIndex, LexicalSettings
-from index.search import FusionMethod, RetrievalSettings, SearchMode
+from citeqa.eval.beir import load_beir
+from citeqa.eval.runner import cached_engine, default_cache_dir, evaluate_beir
+from citeqa.index.builder import IndexSettings, passage_text
+from citeqa.index.chunking import ChunkerSettings
+from citeqa.index.engine import Engine, EngineSettings
+from citeqa.index.lexical import LexicalIndex, LexicalSettings
+from citeqa.index.search import FusionMethod, RetrievalSettings, SearchMode
 
 
 def _with_lexical(engine: Engine, lexical: LexicalSettings) -> None:
@@ -56,7 +56,7 @@ def main() -> None:
     for chunk_spec, title in itertools.product(args.chunks.split(","), args.titles.split(",")):
         size, overlap = (int(x) for x in chunk_spec.split(":"))
         index = IndexSettings(chunker=ChunkerSettings(size, overlap), title_in_passages=title == "1")
-        base = cached_engine(dataset.name, dataset.documents(), EngineSettings(index=index), DEFAULT_CACHE)
+        base = cached_engine(dataset.name, dataset.documents(), EngineSettings(index=index), default_cache_dir())
         for method, k1, b, stop in itertools.product(
             args.methods.split(","), _floats(args.k1), _floats(args.b), args.stopwords.split(",")
         ):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from index.evidence import Passage
+from citeqa.index.evidence import Passage
 
 NOT_FOUND = "Not found in the documents."
 

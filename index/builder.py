@@ -14,13 +14,13 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from index.chunking import Chunk, ChunkerSettings, split_document
-from index.documents import Document, SkippedFile
-from index.embedding import Embedder
-from index.lexical import LexicalSettings
-from index.manifest import IndexConfig
-from index.spans import evidence_units
-from index.store import IndexStore, Unit
+from citeqa.index.chunking import Chunk, ChunkerSettings, split_document
+from citeqa.index.documents import Document, SkippedFile
+from citeqa.index.embedding import Embedder
+from citeqa.index.lexical import LexicalSettings
+from citeqa.index.manifest import IndexConfig
+from citeqa.index.spans import evidence_units
+from citeqa.index.store import IndexStore, Unit
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from index.documents import Document
-from index.spans import Span, sentence_spans, trim
+from citeqa.index.documents import Document
+from citeqa.index.spans import Span, sentence_spans, trim
 
 # Coarsest first; the sentence pattern keeps terminal punctuation with its sentence.
 SEPARATORS = ["\n\n", "\n", r"(?<=[.!?…])\s+", r"(?<=[;:,])\s+", r"\s+", ""]

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from index.answering import AnswerSettings, ComposedAnswer, compose_answer
-from index.builder import IndexSettings
-from index.embedding import DEFAULT_MODEL, Embedder
-from index.evidence import EvidenceFinder, Passage, Quote
-from index.search import Hit, RetrievalSettings, Retriever, SearchMode
-from index.store import IndexStore
+from citeqa.index.answering import AnswerSettings, ComposedAnswer, compose_answer
+from citeqa.index.builder import IndexSettings
+from citeqa.index.embedding import DEFAULT_MODEL, Embedder
+from citeqa.index.evidence import EvidenceFinder, Passage, Quote
+from citeqa.index.search import Hit, RetrievalSettings, Retriever, SearchMode
+from citeqa.index.store import IndexStore
 
 
 @dataclass(frozen=True)

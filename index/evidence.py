@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.documents import Document
-from index.search import Hit
-from index.spans import Span, trim
-from index.store import IndexStore
+from citeqa.index.documents import Document
+from citeqa.index.search import Hit
+from citeqa.index.spans import Span, trim
+from citeqa.index.store import IndexStore
 
 
 @dataclass(frozen=True)

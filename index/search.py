@@ -7,9 +7,9 @@ from enum import StrEnum
 
 import numpy as np
 
-from index.chunking import Chunk
-from index.embedding import Embedder
-from index.store import IndexStore
+from citeqa.index.chunking import Chunk
+from citeqa.index.embedding import Embedder
+from citeqa.index.store import IndexStore
 
 
 class SearchMode(StrEnum):

@@ -20,10 +20,10 @@ from typing import NamedTuple
 import faiss
 import numpy as np
 
-from index.chunking import Chunk
-from index.documents import Document
-from index.lexical import LexicalIndex, LexicalSettings
-from index.manifest import REBUILD_HINT, IndexConfig, IndexMissingError, Manifest
+from citeqa.index.chunking import Chunk
+from citeqa.index.documents import Document
+from citeqa.index.lexical import LexicalIndex, LexicalSettings
+from citeqa.index.manifest import REBUILD_HINT, IndexConfig, IndexMissingError, Manifest
 
 CURRENT_LINK = "current"
 

@@ -9,11 +9,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from index.engine import Engine
-from service.errors import install_error_handlers
-from service.indexing import open_or_build
-from service.routers import chat, documents, health, search, web
-from service.settings import Settings
+from citeqa.index.engine import Engine
+from citeqa.service.errors import install_error_handlers
+from citeqa.service.indexing import open_or_build
+from citeqa.service.routers import chat, documents, health, search, web
+from citeqa.settings import Settings
 
 log = logging.getLogger("citeqa")
 

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 
 import httpx
 
-from index.answering import NOT_FOUND
-from index.engine import Engine
-from index.evidence import Passage
-from service.conversation import Turn, condense
-from service.errors import ApiError
-from service.prompts import load_prompt, render
-from service.settings import Settings
+from citeqa.index.answering import NOT_FOUND
+from citeqa.index.engine import Engine
+from citeqa.index.evidence import Passage
+from citeqa.service.conversation import Turn, condense
+from citeqa.service.errors import ApiError
+from citeqa.service.prompts import load_prompt, render
+from citeqa.settings import Settings
 
 log = logging.getLogger("citeqa")
 MARKER = re.compile(r"\[(\d+)\]")

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from index.engine import Engine
-from service.errors import ApiError
-from service.settings import Settings
+from citeqa.index.engine import Engine
+from citeqa.service.errors import ApiError
+from citeqa.settings import Settings
 
 
 def get_engine(request: Request) -> Engine:

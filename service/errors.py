@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.schemas import ErrorBody, ErrorResponse
+from citeqa.service.schemas import ErrorBody, ErrorResponse
 
 log = logging.getLogger("citeqa")
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from index.builder import BuildSummary, refresh_index
-from index.documents import load_corpus
-from index.embedding import Embedder
-from index.engine import Engine
-from index.store import IndexStore
-from service.settings import Settings
+from citeqa.index.builder import BuildSummary, refresh_index
+from citeqa.index.documents import load_corpus
+from citeqa.index.embedding import Embedder
+from citeqa.index.engine import Engine
+from citeqa.index.store import IndexStore
+from citeqa.settings import Settings
 
 
 def build_from_corpus(

@@ -11,10 +11,10 @@ import threading
 
 from fastapi import FastAPI
 
-from index.builder import build_store
-from index.documents import Document, make_document
-from index.engine import Engine
-from service.settings import Settings
+from citeqa.index.builder import build_store
+from citeqa.index.documents import Document, make_document
+from citeqa.index.engine import Engine
+from citeqa.settings import Settings
 
 _write_lock = threading.Lock()
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
-PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"
+from citeqa.home import bundled
+
+PROMPTS_DIR = bundled("prompts")
 
 
 @cache

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from index.evidence import Passage
-from index.search import SearchMode
+from citeqa.index.evidence import Passage
+from citeqa.index.search import SearchMode
 
 MAX_QUERY_CHARS = 2000
 MAX_TOP_K = 50

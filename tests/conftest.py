@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from index.embedding import Embedder
-from index.engine import Engine
-from service.app import create_app
-from service.indexing import build_from_corpus
-from service.settings import PROJECT_ROOT, Settings
+from citeqa.home import bundled
+from citeqa.index.embedding import Embedder
+from citeqa.index.engine import Engine
+from citeqa.service.app import create_app
+from citeqa.service.indexing import build_from_corpus
+from citeqa.settings import Settings
 
-SEEDS = PROJECT_ROOT / "seeds"
+# Nothing a test runs may touch the user's data home; subprocesses inherit this.
+os.environ["CITEQA_HOME"] = tempfile.mkdtemp(prefix="citeqa-test-home-")
+
+SEEDS = bundled("seeds")
 SEED_ID = "000_ffb073c2a839212b.txt"
 
 

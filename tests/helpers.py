@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from eval.bench import wait_ready
+from citeqa.eval.bench import wait_ready
 
-CITEQA = [sys.executable, "-m", "service.cli"]
+CITEQA = [sys.executable, "-m", "citeqa"]
 
 
 def free_port() -> int:

@@ -3,9 +3,9 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from index.chunking import ChunkerSettings, split_document
-from index.engine import Engine
-from service.schemas import MAX_QUERY_CHARS
+from citeqa.index.chunking import ChunkerSettings, split_document
+from citeqa.index.engine import Engine
+from citeqa.service.schemas import MAX_QUERY_CHARS
 from tests.conftest import SEED_ID
 
 

@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from index.chunking import ChunkerSettings, split_document
-from index.documents import load_corpus, make_document
-from index.spans import sentence_spans
+from citeqa.index.chunking import ChunkerSettings, split_document
+from citeqa.index.documents import load_corpus, make_document
+from citeqa.index.spans import sentence_spans
 from tests.conftest import SEEDS
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from service.conversation import Turn, condense, entities
+from citeqa.service.conversation import Turn, condense, entities
 
 
 def user(text: str) -> Turn:

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from index.documents import DocumentError, content_hash, load_corpus, make_document, title_of
+from citeqa.index.documents import DocumentError, content_hash, load_corpus, make_document, title_of
 from tests.conftest import SEED_ID, SEEDS
 
 

@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from index.embedding import Embedder
-from index.engine import Engine
-from index.store import IndexStore
-from service.app import create_app
-from service.indexing import build_from_corpus
-from service.settings import Settings
+from citeqa.index.embedding import Embedder
+from citeqa.index.engine import Engine
+from citeqa.index.store import IndexStore
+from citeqa.service.app import create_app
+from citeqa.service.indexing import build_from_corpus
+from citeqa.settings import Settings
 from tests.conftest import SEED_ID, SEEDS
 
 NOTE = "# Summit note\n\nThe summit was moved to Geneva because of a strike at the airport in Vienna."

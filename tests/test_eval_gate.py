@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from eval.gold import check_gold, load_gold
-from eval.runner import evaluate_gold
-from index.engine import Engine
+from citeqa.eval.gold import check_gold, load_gold
+from citeqa.eval.runner import evaluate_gold
+from citeqa.index.engine import Engine
 
 BASELINE = Path(__file__).resolve().parents[1] / "eval" / "baseline.json"
 
@@ -42,7 +42,7 @@ def test_every_citation_for_every_gold_question_points_at_exact_text(seed_engine
 
 
 def test_metrics_match_hand_computed_values() -> None:
-    from eval.metrics import hit_at_k, mrr_at_k, ndcg_at_k, recall_at_k
+    from citeqa.eval.metrics import hit_at_k, mrr_at_k, ndcg_at_k, recall_at_k
 
     ranked, relevant = ["a", "b", "c", "d"], {"b": 1, "d": 2, "z": 1}
     assert hit_at_k(ranked, relevant, 1) == 0.0 and hit_at_k(ranked, relevant, 2) == 1.0

@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from eval.beir import load_beir
-from index.embedding import Embedder
+from citeqa.eval.beir import load_beir
+from citeqa.index.embedding import Embedder
 
 CORPUS = [
     ("d1", "Penguins", "Emperor penguins breed in the Antarctic winter and huddle for warmth."),
@@ -49,7 +49,7 @@ def test_runner_compares_three_retrievers_and_writes_json(tmp_path: Path) -> Non
     command = [
         sys.executable,
         "-m",
-        "eval",
+        "citeqa.eval",
         "--dataset",
         str(dataset),
         "--cache-dir",
@@ -73,7 +73,7 @@ def test_runner_compares_three_retrievers_and_writes_json(tmp_path: Path) -> Non
 
 def test_missing_dataset_files_are_a_clear_error(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "service.cli", "eval", "--dataset", str(tmp_path)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "citeqa", "eval", "--dataset", str(tmp_path)], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 2
     assert "not a BEIR dataset" in result.stderr and "Traceback" not in result.stderr
@@ -82,7 +82,7 @@ def test_missing_dataset_files_are_a_clear_error(tmp_path: Path) -> None:
 def test_the_embedding_cache_returns_the_models_vectors_and_persists(tmp_path: Path, embedder: Embedder) -> None:
     import numpy as np
 
-    from eval.embedding_cache import CachedEmbedder
+    from citeqa.eval.embedding_cache import CachedEmbedder
 
     texts = ["Emperor penguins breed in winter.", "Tides follow the Moon.", "Emperor penguins breed in winter."]
     cached = CachedEmbedder(tmp_path, embedder.model_name).load()

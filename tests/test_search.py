@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from index.engine import Engine
-from index.search import FusionMethod, RetrievalSettings, SearchMode, fuse
+from citeqa.index.engine import Engine
+from citeqa.index.search import FusionMethod, RetrievalSettings, SearchMode, fuse
 from tests.conftest import SEED_ID
 
 
@@ -66,7 +66,7 @@ def test_ask_abstains_when_the_documents_do_not_answer(seed_engine: Engine) -> N
 
 
 def test_feedback_moves_the_query_toward_the_first_pass_and_stays_normalised(seed_engine: Engine) -> None:
-    from index.search import Retriever
+    from citeqa.index.search import Retriever
 
     settings = RetrievalSettings(feedback_weight=0.5, feedback_depth=2)
     retriever = Retriever(seed_engine.store, seed_engine.embedder, settings)

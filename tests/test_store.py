@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from index.builder import IndexSettings, refresh_index
-from index.chunking import ChunkerSettings
-from index.documents import load_corpus
-from index.embedding import Embedder
-from index.manifest import FORMAT_VERSION, IndexMismatchError, Manifest
-from index.store import CURRENT_LINK, IndexStore
+from citeqa.index.builder import IndexSettings, refresh_index
+from citeqa.index.chunking import ChunkerSettings
+from citeqa.index.documents import load_corpus
+from citeqa.index.embedding import Embedder
+from citeqa.index.manifest import FORMAT_VERSION, IndexMismatchError, Manifest
+from citeqa.index.store import CURRENT_LINK, IndexStore
 from tests.conftest import SEED_ID
 
 

@@ -13,10 +13,10 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
-from index.engine import Engine
-from service.app import create_app
-from service.prompts import load_prompt
-from service.settings import Settings
+from citeqa.index.engine import Engine
+from citeqa.service.app import create_app
+from citeqa.service.prompts import load_prompt
+from citeqa.settings import Settings
 from tests.helpers import free_port
 
 REPLY = "Shoygu alleged that the West hides an occupation behind peacekeeping [2]. He also chairs a committee [7]."

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from service.chat import ChatReply, reply
-from service.conversation import Turn
-from service.deps import EngineDep, SettingsDep
-from service.schemas import (
+from citeqa.service.chat import ChatReply, reply
+from citeqa.service.conversation import Turn
+from citeqa.service.deps import EngineDep, SettingsDep
+from citeqa.service.schemas import (
     AssistantMessage,
     ChatChoice,
     ChatCompletion,

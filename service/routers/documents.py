@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from index.documents import DocumentError
-from index.engine import Engine
-from service.deps import EngineDep
-from service.errors import ApiError
-from service.library import delete_document, upsert_document
-from service.schemas import DocumentChange, DocumentDetail, DocumentList, DocumentSummary, DocumentUpload, ErrorResponse
+from citeqa.index.documents import DocumentError
+from citeqa.index.engine import Engine
+from citeqa.service.deps import EngineDep
+from citeqa.service.errors import ApiError
+from citeqa.service.library import delete_document, upsert_document
+from citeqa.service.schemas import DocumentChange, DocumentDetail, DocumentList, DocumentSummary, DocumentUpload, ErrorResponse
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from service.errors import ApiError
-from service.schemas import ErrorResponse, Health, Readiness
+from citeqa.service.errors import ApiError
+from citeqa.service.schemas import ErrorResponse, Health, Readiness
 
 router = APIRouter(tags=["health"])
 

@@ -4,8 +4,16 @@ import time
 
 from fastapi import APIRouter
 
-from service.deps import EngineDep
-from service.schemas import AskRequest, AskResponse, ErrorResponse, NumberedCitation, SearchRequest, SearchResponse, SearchResult
+from citeqa.service.deps import EngineDep
+from citeqa.service.schemas import (
+    AskRequest,
+    AskResponse,
+    ErrorResponse,
+    NumberedCitation,
+    SearchRequest,
+    SearchResponse,
+    SearchResult,
+)
 
 router = APIRouter(prefix="/v1", tags=["questions"], responses={400: {"model": ErrorResponse}})
 

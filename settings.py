@@ -4,25 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from index.answering import AnswerSettings
-from index.builder import IndexSettings
-from index.chunking import ChunkerSettings
-from index.embedding import DEFAULT_MODEL
-from index.engine import EngineSettings
-from index.lexical import LexicalSettings
-from index.search import FusionMethod, RetrievalSettings, SearchMode
+from citeqa.home import bundled, default_home
+from citeqa.index.answering import AnswerSettings
+from citeqa.index.builder import IndexSettings
+from citeqa.index.chunking import ChunkerSettings
+from citeqa.index.embedding import DEFAULT_MODEL
+from citeqa.index.engine import EngineSettings
+from citeqa.index.lexical import LexicalSettings
+from citeqa.index.search import FusionMethod, RetrievalSettings, SearchMode
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_COLLECTION = "default"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CITEQA_", env_file=".env", extra="ignore")
 
-    corpus_dir: Path = Field(PROJECT_ROOT / "seeds", description="folder of .txt/.md documents indexed by default")
-    index_dir: Path = Field(PROJECT_ROOT / "var" / "index", description="where the index lives")
+    home: Path = Field(default_factory=default_home, description="data home: indexes and original files")
+    corpus_dir: Path = Field(default_factory=lambda: bundled("seeds"), description="documents indexed when there is no index")
+    index_dir: Path | None = Field(None, description="the index folder; default: <home>/collections/default")
     model: str = Field(DEFAULT_MODEL, description="embedding model: 'bundled:all-MiniLM-L6-v2', or a local path")
     embed_batch_size: int = Field(64, ge=1)
 
@@ -56,6 +58,12 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _index_in_home(self) -> Settings:
+        if self.index_dir is None:
+            self.index_dir = self.home / "collections" / DEFAULT_COLLECTION
+        return self
 
     def engine_settings(self) -> EngineSettings:
         index = IndexSettings(

@@ -10,13 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from index.documents import DocumentError
-from index.manifest import IndexMismatchError, IndexMissingError
-from index.search import SearchMode
-from service.settings import Settings
+from citeqa.index.documents import DocumentError
+from citeqa.index.manifest import IndexMismatchError, IndexMissingError
+from citeqa.index.search import SearchMode
+from citeqa.settings import Settings
 
 if TYPE_CHECKING:
-    from index.engine import Engine
+    from citeqa.index.engine import Engine
 
 USER_ERRORS = (DocumentError, IndexMismatchError, IndexMissingError, FileNotFoundError)
 
@@ -31,7 +31,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from service.indexing import build_from_corpus
+    from citeqa.service.indexing import build_from_corpus
 
     settings = _settings(args)
     summary = build_from_corpus(settings, rebuild=args.rebuild, show_progress=True)
@@ -51,8 +51,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from service.app import create_app
-    from service.indexing import open_or_build
+    from citeqa.service.app import create_app
+    from citeqa.service.indexing import open_or_build
 
     settings = _settings(args)
     settings.host = args.host or settings.host
@@ -65,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _open_engine(args: argparse.Namespace) -> Engine:
-    from service.indexing import open_or_build
+    from citeqa.service.indexing import open_or_build
 
     return open_or_build(_settings(args))
 
@@ -91,7 +91,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from eval.runner import run_from_args
+    from citeqa.eval.runner import run_from_args
 
     return run_from_args(args)
 
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--index-dir", help="index folder (default: CITEQA_INDEX_DIR or var/index)")
+        sub.add_argument("--index-dir", help="index folder (default: CITEQA_INDEX_DIR or <home>/collections/default)")
         sub.set_defaults(handler=handler)
         return sub
 
@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--top-k", type=int, default=5)
     search.add_argument("--mode", choices=[m.value for m in SearchMode])
 
-    from eval.runner import add_eval_arguments
+    from citeqa.eval.runner import add_eval_arguments
 
     add_eval_arguments(add("eval", cmd_eval, "measure retrieval on the gold set or a BEIR dataset"))
     return parser

@@ -1,0 +1,7 @@
+"""`python -m citeqa` is the `citeqa` command."""
+
+import sys
+
+from citeqa.cli import main
+
+sys.exit(main())
