@@ -9,6 +9,7 @@ import numpy as np
 
 from citeqa.index.answering import AnswerSettings, ComposedAnswer, compose_answer
 from citeqa.index.builder import IndexSettings
+from citeqa.index.documents import Document
 from citeqa.index.embedding import DEFAULT_MODEL, Embedder
 from citeqa.index.evidence import EvidenceFinder, Passage, Quote
 from citeqa.index.search import Hit, RetrievalSettings, Retriever, SearchMode
@@ -24,6 +25,26 @@ class EngineSettings:
     quote_lexical_weight: float = 1.0
     quote_rerank_weight: float = 0.5  # 0 turns the quote-aware re-scoring of the ranking head off
     rerank_depth: int = 20
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """What a listing says about a document (its text is fetched separately, by `Engine.document`)."""
+
+    id: str
+    title: str
+    source: str
+    sha256: str
+    chunks: int
+    characters: int
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    documents: int
+    chunks: int
+    model: str
+    built_at: str
 
 
 @dataclass(frozen=True)
@@ -50,6 +71,31 @@ class Engine:
         embedder = (embedder or Embedder(settings.model)).load()
         store = IndexStore.load(index_dir, settings.index.config_for(embedder))
         return cls(store, embedder, settings)
+
+    # -- reading: the service and the evaluation ask these, never the store ----------------------
+
+    def document(self, doc_id: str) -> Document | None:
+        return self.store.documents.get(doc_id)
+
+    def documents(self) -> list[DocumentInfo]:
+        """Every document, sorted by id."""
+        counts = self.store.chunk_counts
+        return [
+            DocumentInfo(d.id, d.title, d.source, d.sha256, counts.get(d.id, 0), len(d.text))
+            for d in sorted(self.store.documents.values(), key=lambda d: d.id)
+        ]
+
+    def document_info(self, doc_id: str) -> DocumentInfo | None:
+        document = self.document(doc_id)
+        if document is None:
+            return None
+        return DocumentInfo(
+            document.id, document.title, document.source, document.sha256, len(self.store.chunks_of(doc_id)), len(document.text)
+        )
+
+    def stats(self) -> EngineStats:
+        manifest = self.store.manifest
+        return EngineStats(len(self.store.documents), len(self.store.chunks), manifest.config.model_name, manifest.built_at)
 
     def rank(
         self, query: str, depth: int, mode: SearchMode | None = None, query_vector: np.ndarray | None = None

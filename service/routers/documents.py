@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from citeqa.index.documents import DocumentError
-from citeqa.index.engine import Engine
+from citeqa.index.engine import DocumentInfo, Engine
 from citeqa.service.deps import EngineDep
 from citeqa.service.errors import ApiError
 from citeqa.service.library import delete_document, upsert_document
@@ -12,21 +12,22 @@ from citeqa.service.schemas import DocumentChange, DocumentDetail, DocumentList,
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
 
-def _summary(engine: Engine, doc_id: str) -> DocumentSummary:
-    document = engine.store.documents[doc_id]
+def _summary(info: DocumentInfo) -> DocumentSummary:
     return DocumentSummary(
-        id=document.id,
-        title=document.title,
-        source=document.source,
-        chunks=engine.store.chunk_counts.get(doc_id, 0),
-        sha256=document.sha256,
-        characters=len(document.text),
+        id=info.id, title=info.title, source=info.source, chunks=info.chunks, sha256=info.sha256, characters=info.characters
     )
+
+
+def _known(engine: Engine, doc_id: str) -> DocumentInfo:
+    info = engine.document_info(doc_id)
+    if info is None:
+        raise ApiError(404, f"no document with id '{doc_id}'", param="doc_id", code="document_not_found")
+    return info
 
 
 @router.get("", response_model=DocumentList, summary="Every indexed document")
 def list_documents(engine: EngineDep) -> DocumentList:
-    return DocumentList(documents=[_summary(engine, doc_id) for doc_id in sorted(engine.store.documents)])
+    return DocumentList(documents=[_summary(info) for info in engine.documents()])
 
 
 @router.get(
@@ -36,9 +37,10 @@ def list_documents(engine: EngineDep) -> DocumentList:
     summary="One document with its full text, so a citation can be checked against text[quote_start:quote_end]",
 )
 def get_document(doc_id: str, engine: EngineDep) -> DocumentDetail:
-    if doc_id not in engine.store.documents:
-        raise ApiError(404, f"no document with id '{doc_id}'", param="doc_id", code="document_not_found")
-    return DocumentDetail(**_summary(engine, doc_id).model_dump(), text=engine.store.documents[doc_id].text)
+    info = _known(engine, doc_id)
+    document = engine.document(doc_id)
+    assert document is not None  # the same engine snapshot answered document_info
+    return DocumentDetail(**_summary(info).model_dump(), text=document.text)
 
 
 @router.post(
@@ -55,7 +57,7 @@ def add_document(upload: DocumentUpload, request: Request, response: Response, e
         raise ApiError(400, f"text: {exc}", param="text") from exc
     if status != "added":
         response.status_code = 200
-    return DocumentChange(status=status, id=upload.id, document=_summary(engine, upload.id))
+    return DocumentChange(status=status, id=upload.id, document=_summary(_known(engine, upload.id)))
 
 
 @router.delete(

@@ -18,11 +18,5 @@ def readyz(request: Request) -> Readiness:
     engine = getattr(request.app.state, "engine", None)
     if engine is None:
         raise ApiError(503, "the index is not loaded yet")
-    manifest = engine.store.manifest
-    return Readiness(
-        status="ready",
-        documents=len(engine.store.documents),
-        chunks=len(engine.store.chunks),
-        model=manifest.config.model_name,
-        built_at=manifest.built_at,
-    )
+    stats = engine.stats()
+    return Readiness(status="ready", documents=stats.documents, chunks=stats.chunks, model=stats.model, built_at=stats.built_at)
