@@ -1,0 +1,89 @@
+"""What a parser returns: the document's text (normalised once) with its page and section tables, and the limits
+every parser enforces."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """Resource ceilings for one file; a file over any of them is refused with the limit named."""
+
+    max_file_bytes: int = 50 * MIB  # checked before any parsing
+    max_unpacked_bytes: int = 200 * MIB  # DOCX: declared and actually unpacked bytes of the zip
+    max_pages: int = 2000  # PDF
+    max_text_chars: int = 5_000_000  # extracted text, checked as it grows
+
+
+@dataclass(frozen=True)
+class Section:
+    """Characters [start, end) of the text fall under the heading path `path` ("Results > Table 2")."""
+
+    start: int
+    end: int
+    path: str
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    """A parsed file. Every offset (pages, sections, and later citations) indexes `text` exactly.
+
+    pages: the start offset of each page, so page N (1-based) spans [pages[N-1], pages[N]) and the last page runs to
+    the end of the text; None for formats without pages. A page with no text has an empty span.
+    sections: heading spans in text order, not overlapping; None for formats without headings.
+    """
+
+    text: str
+    title: str
+    media_type: str
+    metadata: dict[str, str] = field(default_factory=dict)
+    pages: list[int] | None = None
+    sections: list[Section] | None = None
+
+
+def page_at(parsed_or_pages: ParsedDocument | list[int] | None, offset: int) -> int | None:
+    """The 1-based page holding the character at `offset`; None when there are no pages or the offset lies outside
+    the text. An empty page never holds a character, so it is never the answer."""
+    if isinstance(parsed_or_pages, ParsedDocument):
+        if not 0 <= offset < len(parsed_or_pages.text):
+            return None
+        pages = parsed_or_pages.pages
+    else:
+        pages = parsed_or_pages
+    if not pages or offset < pages[0]:
+        return None
+    return bisect_right(pages, offset)
+
+
+def section_at(sections: list[Section] | None, offset: int) -> str | None:
+    """The heading path of the section holding `offset`, or None (text before the first heading, or no headings)."""
+    if not sections:
+        return None
+    index = bisect_right(sections, offset, key=lambda section: section.start) - 1
+    if index < 0 or offset >= sections[index].end:
+        return None
+    return sections[index].path
+
+
+TITLE_MAX_CHARS = 300
+
+
+def fallback_title(text: str, filename: str) -> str:
+    """The first line of the text, else the file's name without its extension."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:TITLE_MAX_CHARS]
+    return PurePath(filename).stem or "untitled"
+
+
+def clean_title(title: str | None) -> str | None:
+    """A title on one line, or None when nothing is left of it."""
+    if title is None:
+        return None
+    cleaned = " ".join(title.split())[:TITLE_MAX_CHARS]
+    return cleaned or None
