@@ -20,7 +20,7 @@ from citeqa.eval.beir import BeirDataset, load_beir
 from citeqa.eval.embedding_cache import CachedEmbedder
 from citeqa.eval.gold import GOLD_PATH, GoldQuestion, check_gold, load_gold
 from citeqa.eval.metrics import hit_at_k, mean, mrr_at_k, ndcg_at_k, recall_at_k
-from citeqa.index.builder import refresh_index
+from citeqa.index.builder import sync_collection
 from citeqa.index.documents import Document, load_corpus
 from citeqa.index.embedding import Embedder
 from citeqa.index.engine import Engine, EngineSettings
@@ -51,11 +51,12 @@ def cached_engine(
 ) -> Engine:
     """An engine over `documents`, its index kept under cache_dir/<name>-<hash of the index settings>;
     texts already embedded for any other settings come from the embedding cache in cache_dir."""
-    embedder = (embedder or CachedEmbedder(cache_dir, settings.model)).load()
+    options = {"encoder": settings.encoder, "models_dir": settings.models_dir}
+    embedder = (embedder or CachedEmbedder(cache_dir, settings.model, **options)).load()
     config = settings.index.config_for(embedder)
     key = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
     index_dir = cache_dir / f"{name}-{key}"
-    refresh_index(index_dir, documents, embedder, settings.index, show_progress=show_progress)
+    sync_collection(index_dir, documents, "", embedder, settings.index, show_progress=show_progress)
     if isinstance(embedder, CachedEmbedder):
         embedder.save()
     return Engine.open(index_dir, settings, embedder)
@@ -74,7 +75,8 @@ def evaluate_gold(engine: Engine, questions: list[GoldQuestion], top_k: int = 10
     A passage is relevant when its span contains an occurrence of the gold quote. Quote accuracy is the
     share of answerable questions whose top passage's quote span contains an occurrence of the gold quote.
     """
-    problems = check_gold(questions, engine.store.documents)
+    documents = {info.id: engine.document(info.id) for info in engine.documents()}
+    problems = check_gold(questions, documents)
     if problems:
         raise ValueError("gold set does not match the corpus: " + "; ".join(problems))
     hits1, hits3, mrrs, quote_ok, per_question = [], [], [], [], []
@@ -88,7 +90,7 @@ def evaluate_gold(engine: Engine, questions: list[GoldQuestion], top_k: int = 10
             per_question.append(row)
             continue
         abstained_answerable += not answer.composed.found
-        golds = q.gold_spans(engine.store.documents[q.doc_id])
+        golds = q.gold_spans(documents[q.doc_id])
         relevant = [p.document.id == q.doc_id and _covers((p.hit.chunk.start, p.hit.chunk.end), golds) for p in answer.passages]
         first = next((i + 1 for i, ok in enumerate(relevant) if ok), None)
         top = answer.passages[0] if answer.passages else None
@@ -123,9 +125,9 @@ def rank_documents(hits: list[Hit], depth: int = 100) -> list[str]:
     ranked: list[str] = []
     seen: set[str] = set()
     for hit in hits:  # hits arrive best first, so a document's first hit is its best
-        if hit.chunk.doc_id not in seen:
-            seen.add(hit.chunk.doc_id)
-            ranked.append(hit.chunk.doc_id)
+        if hit.doc_id not in seen:
+            seen.add(hit.doc_id)
+            ranked.append(hit.doc_id)
             if len(ranked) == depth:
                 break
     return ranked
@@ -166,8 +168,7 @@ def evaluate_beir(
             hits, quotes = engine.rank(query, BEIR_CHUNK_DEPTH, mode=mode, query_vector=vector)
             rankings[qid] = rank_documents(hits)
             if dataset.answers and mode is engine.settings.retrieval.mode and qid in dataset.answers:
-                quotes = quotes[:1] or engine.evidence.quotes(query, vector, hits[:1])
-                top = Passage(1, hits[0], engine.store.documents[hits[0].chunk.doc_id], quotes[0]) if hits else None
+                top = Passage(1, hits[0], hits[0].snapshot.document_of(hits[0].row), quotes[0]) if hits else None
                 quote_hits.append(float(answer_in_quote(top, dataset.answers[qid])))
         figures = ranking_metrics(rankings, dataset.qrels)
         if quote_hits:
@@ -178,7 +179,7 @@ def evaluate_beir(
         "dataset": dataset.name,
         "queries": len(qids),
         "documents": len(dataset.corpus),
-        "chunks": len(engine.store.chunks),
+        "chunks": engine.stats().chunks,
         "seconds": time.perf_counter() - started,
         "modes": results,
     }

@@ -13,18 +13,16 @@ from pathlib import Path
 
 from citeqa.eval.beir import load_beir
 from citeqa.eval.runner import cached_engine, default_cache_dir, evaluate_beir
-from citeqa.index.builder import IndexSettings, passage_text
+from citeqa.index.builder import IndexSettings
 from citeqa.index.chunking import ChunkerSettings
 from citeqa.index.engine import Engine, EngineSettings
-from citeqa.index.lexical import LexicalIndex, LexicalSettings
 from citeqa.index.search import FusionMethod, RetrievalSettings, SearchMode
 
 
-def _with_lexical(engine: Engine, lexical: LexicalSettings) -> None:
-    store = engine.store
-    title = engine.settings.index.title_in_passages
-    texts = [passage_text(store.documents[c.doc_id], c, title) for c in store.chunks]
-    store.lexical = LexicalIndex.build(texts, lexical)
+def _with_bm25(engine: Engine, k1: float, b: float) -> None:
+    """k1 and b act at query time (postings keep raw term frequencies), so they vary without re-indexing."""
+    engine.collection.lexical = replace(engine.collection.lexical, k1=k1, b=b)
+    engine.collection.forget_snapshot()
 
 
 def _floats(text: str) -> list[float]:
@@ -39,8 +37,6 @@ def main() -> None:
     parser.add_argument("--titles", default="1", help="comma-separated 0/1 for title_in_passages")
     parser.add_argument("--k1", default="1.2")
     parser.add_argument("--b", default="0.75")
-    parser.add_argument("--methods", default="lucene")
-    parser.add_argument("--stopwords", default="en", help="bm25s list names, or none")
     parser.add_argument("--fusions", default="weighted")
     parser.add_argument("--weights", default="0.5", help="dense weights in fusion")
     parser.add_argument("--candidates", default="100")
@@ -57,12 +53,10 @@ def main() -> None:
         size, overlap = (int(x) for x in chunk_spec.split(":"))
         index = IndexSettings(chunker=ChunkerSettings(size, overlap), title_in_passages=title == "1")
         base = cached_engine(dataset.name, dataset.documents(), EngineSettings(index=index), default_cache_dir())
-        for method, k1, b, stop in itertools.product(
-            args.methods.split(","), _floats(args.k1), _floats(args.b), args.stopwords.split(",")
-        ):
-            _with_lexical(base, LexicalSettings(method=method, k1=k1, b=b, stopwords="" if stop == "none" else stop))
+        for k1, b in itertools.product(_floats(args.k1), _floats(args.b)):
+            _with_bm25(base, k1, b)
             lexical = evaluate_beir(base, dataset, (SearchMode.LEXICAL,), show_progress=False)["modes"]["lexical"]
-            prefix = f"chunks={chunk_spec} title={title} bm25={method},k1={k1},b={b},stop={stop}"
+            prefix = f"chunks={chunk_spec} title={title} bm25 k1={k1},b={b}"
             print(f"{prefix} lexical ndcg@10={lexical['ndcg@10']:.4f} hit@1={lexical['hit@1']:.4f}", flush=True)
             grid = itertools.product(
                 args.fusions.split(","),
@@ -84,7 +78,7 @@ def main() -> None:
                 settings = replace(
                     base.settings, retrieval=retrieval, quote_lexical_weight=quote_lexical, quote_rerank_weight=rerank
                 )
-                engine = Engine(base.store, base.embedder, settings)
+                engine = Engine(base.collection, base.embedder, settings)
                 figures = evaluate_beir(engine, dataset, (SearchMode.HYBRID,), show_progress=False)["modes"]["hybrid"]
                 quote = f" answer_in_quote={figures['answer_in_top_quote']:.4f}" if "answer_in_top_quote" in figures else ""
                 print(

@@ -1,26 +1,28 @@
-"""Building or refreshing an index from a set of documents.
+"""Turning documents into prepared segments rows (split, units, embed, tokenise) and syncing a collection.
 
-Unchanged documents (same content hash) keep their chunks and vectors; changed ones are re-split and
-re-embedded; documents no longer present are dropped. The result is saved as a new version.
+Preparing is the expensive part of a write (the encoder) and needs no lock; the commit that follows is quick.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Generic, TypeVar
 
 import numpy as np
 
 from citeqa.index.chunking import Chunk, ChunkerSettings, split_document
+from citeqa.index.collection import Collection, WriteResult
 from citeqa.index.documents import Document, SkippedFile
 from citeqa.index.embedding import Embedder
-from citeqa.index.lexical import LexicalSettings
+from citeqa.index.lexical import LexicalSettings, LexicalTokenizer
 from citeqa.index.manifest import IndexConfig
+from citeqa.index.progress import NO_PROGRESS, Progress, Stage
+from citeqa.index.segment import PreparedDocument
 from citeqa.index.spans import evidence_units
-from citeqa.index.store import IndexStore, Unit
+
+# Texts per encoder call when progress is reported (see Preparer._embed).
+PROGRESS_SLICE = 256
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,14 @@ class IndexSettings:
 
     def config_for(self, embedder: Embedder) -> IndexConfig:
         chunker = self.chunker.as_dict() | {"title_in_passages": self.title_in_passages}
-        return IndexConfig(embedder.model_name, embedder.fingerprint, embedder.dimension, chunker, self.lexical.as_dict())
+        return IndexConfig(
+            embedder.model_name,
+            embedder.fingerprint,
+            embedder.dimension,
+            chunker,
+            self.lexical.as_dict(),
+            encoder=embedder.encoder_id,
+        )
 
 
 @dataclass
@@ -57,104 +66,125 @@ def passage_text(document: Document, chunk: Chunk, title_in_passages: bool) -> s
     return chunk.text
 
 
-def build_store(
+class Preparer:
+    """Splits, embeds and tokenises documents for a collection with given index settings."""
+
+    def __init__(self, embedder: Embedder, settings: IndexSettings) -> None:
+        self.embedder = embedder
+        self.settings = settings
+        self.tokenizer = LexicalTokenizer(settings.lexical)
+
+    def passage_terms(self, document: Document, chunks: list[Chunk]) -> list[list[str]]:
+        return self.tokenizer.tokenize([passage_text(document, c, self.settings.title_in_passages) for c in chunks])
+
+    def prepare(
+        self, documents: list[Document], show_progress: bool = False, progress: Progress = NO_PROGRESS
+    ) -> list[PreparedDocument]:
+        """Split, embed and tokenise `documents`, reporting the splitting and embedding stages to `progress`."""
+        if not documents:
+            return []
+        ids = [d.id for d in documents]
+        progress.begin(Stage.SPLITTING, len(documents))
+        progress.files(ids, Stage.SPLITTING)
+        split = []
+        for document in documents:
+            split.append((document, split_document(document, self.settings.chunker), evidence_units(document.text)))
+            progress.advance(Stage.SPLITTING)
+        progress.end(Stage.SPLITTING)
+        passages = [passage_text(d, c, self.settings.title_in_passages) for d, chunks, _ in split for c in chunks]
+        unit_texts = [d.text[u.start : u.end] for d, _, units in split for u in units]
+        progress.begin(Stage.EMBEDDING, len(passages) + len(unit_texts))
+        progress.files(ids, Stage.EMBEDDING)
+        vectors = self._embed(passages + unit_texts, show_progress, progress)
+        progress.end(Stage.EMBEDDING)
+        chunk_vectors, unit_vectors = vectors[: len(passages)], vectors[len(passages) :]
+        terms = self.tokenizer.tokenize(passages)
+        prepared, c, u = [], 0, 0
+        for document, chunks, units in split:
+            prepared.append(
+                PreparedDocument(
+                    document,
+                    chunks,
+                    units,
+                    np.ascontiguousarray(chunk_vectors[c : c + len(chunks)]),
+                    np.ascontiguousarray(unit_vectors[u : u + len(units)]),
+                    terms[c : c + len(chunks)],
+                )
+            )
+            c, u = c + len(chunks), u + len(units)
+        return prepared
+
+    def _embed(self, texts: list[str], show_progress: bool, progress: Progress) -> np.ndarray:
+        if progress is NO_PROGRESS:
+            # One encoder call for chunks and units together: the encoder sorts the batch by length itself.
+            return self.embedder.embed(texts, show_progress=show_progress)
+        # Someone is watching (a progress bar, a job): embed in slices so progress moves and a job can stop between
+        # two slices. A slice is large enough that sorting by length inside it keeps batches tight.
+        parts = []
+        for start in range(0, len(texts), PROGRESS_SLICE):
+            parts.append(self.embedder.embed(texts[start : start + PROGRESS_SLICE]))
+            progress.advance(Stage.EMBEDDING, len(parts[-1]))
+        return np.concatenate(parts) if parts else self.embedder.embed([])
+
+
+def open_collection(folder: Path, embedder: Embedder, settings: IndexSettings, rebuild: bool = False) -> Collection:
+    """The collection at `folder`, created if missing (or emptied first, with rebuild)."""
+    config = settings.config_for(embedder)
+    if rebuild and folder.exists():
+        Collection.remove(folder)
+    if Collection.exists(folder):
+        return Collection.open(folder, config)
+    return Collection.create(folder, config)
+
+
+def sync_collection(
+    folder: Path,
     documents: list[Document],
-    embedder: Embedder,
-    settings: IndexSettings,
-    previous: IndexStore | None = None,
-    show_progress: bool = False,
-) -> tuple[IndexStore, BuildSummary]:
-    """Assemble a store for `documents`, reusing chunks and vectors of unchanged ones from `previous`."""
-    started = time.perf_counter()
-    summary = BuildSummary(documents=len(documents))
-    old_hashes = previous.manifest.documents if previous else {}
-    kept: list[Document] = []
-    seen: set[str] = set()
-    chunks, units = _Rows[Chunk](), _Rows[Unit]()
-    for document in documents:
-        if document.id in seen:
-            summary.skipped.append(SkippedFile(document.source, f"duplicate document id '{document.id}'"))
-            continue
-        seen.add(document.id)
-        kept.append(document)
-        if previous is not None and old_hashes.get(document.id) == document.sha256:
-            summary.unchanged.append(document.id)
-            chunk_rows = previous.chunks_of(document.id)
-            unit_rows = previous.units_by_document.get(document.id, [])
-            chunks.reuse([previous.chunks[r] for r in chunk_rows], chunk_rows)
-            units.reuse([previous.units[r] for r in unit_rows], unit_rows)
-            continue
-        (summary.updated if document.id in old_hashes else summary.added).append(document.id)
-        chunks.fresh(split_document(document, settings.chunker))
-        units.fresh([Unit(document.id, s.start, s.end) for s in evidence_units(document.text)])
-    summary.removed = sorted(set(old_hashes) - seen)
-
-    by_id = {d.id: d for d in kept}
-    passages = [passage_text(by_id[c.doc_id], c, settings.title_in_passages) for c in chunks.items]
-    unit_texts = [by_id[u.doc_id].text[u.start : u.end] for u in units.items]
-    chunk_vectors = chunks.vectors(embedder, passages, previous.vectors if previous else None, show_progress)
-    unit_vectors = units.vectors(embedder, unit_texts, previous.unit_vectors if previous else None, show_progress)
-    store = IndexStore.assemble(
-        settings.config_for(embedder),
-        kept,
-        chunks.items,
-        chunk_vectors,
-        passages,
-        units.items,
-        unit_vectors,
-        datetime.now(UTC).isoformat(timespec="seconds"),
-    )
-    summary.chunks = len(chunks.items)
-    summary.seconds = time.perf_counter() - started
-    return store, summary
-
-
-T = TypeVar("T")
-
-
-class _Rows(Generic[T]):
-    """Rows of a new store: each either reused from the previous store (with its vector) or fresh."""
-
-    def __init__(self) -> None:
-        self.items: list[T] = []
-        self.sources: list[int | None] = []  # row in the previous store, or None to embed
-
-    def reuse(self, items: list[T], previous_rows: list[int]) -> None:
-        self.items.extend(items)
-        self.sources.extend(previous_rows)
-
-    def fresh(self, items: list[T]) -> None:
-        self.items.extend(items)
-        self.sources.extend([None] * len(items))
-
-    def vectors(self, embedder: Embedder, texts: list[str], previous: np.ndarray | None, show_progress: bool) -> np.ndarray:
-        result = np.zeros((len(self.items), embedder.dimension), dtype=np.float32)
-        new_rows = [i for i, source in enumerate(self.sources) if source is None]
-        old_rows = [i for i, source in enumerate(self.sources) if source is not None]
-        if old_rows and previous is not None:
-            result[old_rows] = previous[[self.sources[i] for i in old_rows]]
-        if new_rows:
-            result[new_rows] = embedder.embed([texts[i] for i in new_rows], show_progress=show_progress)
-        return result
-
-
-def refresh_index(
-    index_dir: Path,
-    documents: list[Document],
+    source_prefix: str | None,
     embedder: Embedder,
     settings: IndexSettings,
     rebuild: bool = False,
     show_progress: bool = False,
+    timeout: float = 600.0,
+    progress: Progress = NO_PROGRESS,
 ) -> BuildSummary:
-    """Bring the index at index_dir in line with `documents`; a no-op (nothing written) if nothing changed.
+    """Bring the collection in line with a folder's `documents`, in one commit: add and update them, and remove the
+    documents that came from that folder (source starting with source_prefix) and are gone. Documents from
+    elsewhere (uploads, other folders) stay. Unchanged documents cost nothing.
 
-    Raises IndexMismatchError when the existing index was built with other settings and rebuild is False.
+    Raises IndexMismatchError when the existing collection was built with other settings and rebuild is False.
     """
-    previous = None
-    if not rebuild and IndexStore.exists(index_dir):
-        previous = IndexStore.load(index_dir, settings.config_for(embedder))
-    store, summary = build_store(documents, embedder, settings, previous, show_progress)
-    if previous is None or summary.added or summary.updated or summary.removed:
-        store.save(index_dir)
-        summary.written = True
+    started = time.perf_counter()
+    summary = BuildSummary(documents=len(documents))
+    unique: dict[str, Document] = {}
+    for document in documents:
+        if document.id in unique:
+            summary.skipped.append(SkippedFile(document.source, f"duplicate document id '{document.id}'"))
+        else:
+            unique[document.id] = document
+    collection = open_collection(folder, embedder, settings, rebuild)
+    try:
+        current = collection.hashes()
+        changed = [d for d in unique.values() if current.get(d.id) != d.sha256]
+        preparer = Preparer(embedder, settings)
+        prepared = preparer.prepare(changed, show_progress, progress)
+        progress.begin(Stage.COMMITTING, 1)
+        result = collection.write(prepared, [], timeout=timeout, mirror=(source_prefix, set(unique)) if source_prefix else None)
+        progress.advance(Stage.COMMITTING)
+        progress.end(Stage.COMMITTING)
+        result.unchanged = sorted(set(result.unchanged) | (set(unique) - {d.id for d in changed}))
+        collection.merge(preparer.passage_terms, timeout=timeout)
+        if result.changed:
+            collection.sweep_originals(timeout=timeout)
+        _fill(summary, result)
+        summary.chunks = collection.counts()[1]
+    finally:
+        collection.close()
+    summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _fill(summary: BuildSummary, result: WriteResult) -> None:
+    summary.added, summary.updated = result.added, result.updated
+    summary.unchanged, summary.removed = result.unchanged, result.removed
+    summary.written = result.changed

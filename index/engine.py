@@ -1,19 +1,34 @@
-"""The question-answering pipeline in one place: load once, then search and ask."""
+"""The front door of index/: one collection, its model and settings; search, ask, read and write through here.
+
+Every query runs on one snapshot (one committed state) from start to end, and notices a newer commit made by
+any process on its next call. `rank` is the one ranking path: `/v1/search`, `/v1/ask`, chat and the
+evaluation all call it, with a re-scoring depth that does not depend on how many results were asked for.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from citeqa.index.answering import AnswerSettings, ComposedAnswer, compose_answer
-from citeqa.index.builder import IndexSettings
+from citeqa.index.builder import IndexSettings, Preparer
+from citeqa.index.chunking import Chunk
+from citeqa.index.collection import Collection, WriteResult
 from citeqa.index.documents import Document
-from citeqa.index.embedding import DEFAULT_MODEL, Embedder
+from citeqa.index.embedding import DEFAULT_ENCODER, DEFAULT_MODEL, Embedder
 from citeqa.index.evidence import EvidenceFinder, Passage, Quote
+from citeqa.index.lexical import LexicalTokenizer
+from citeqa.index.originals import OriginalStore
+from citeqa.index.progress import NO_PROGRESS, Progress, Stage
+from citeqa.index.quote_selector import QuoteSelector
 from citeqa.index.search import Hit, RetrievalSettings, Retriever, SearchMode
-from citeqa.index.store import IndexStore
+from citeqa.index.snapshot import Snapshot
+
+log = logging.getLogger("citeqa.engine")
 
 
 @dataclass(frozen=True)
@@ -25,6 +40,14 @@ class EngineSettings:
     quote_lexical_weight: float = 1.0
     quote_rerank_weight: float = 0.5  # 0 turns the quote-aware re-scoring of the ranking head off
     rerank_depth: int = 20
+    write_timeout: float = 60.0  # seconds a write waits for the collection's write lock
+    learned_quotes: bool = True  # choose quotes with the learned selector (index/quote_model.json)
+    encoder: str = DEFAULT_ENCODER  # torch, onnx or onnx-int8 (index/embedding.py)
+    models_dir: Path | None = None  # where ONNX exports are cached; None: <home>/models
+
+    def embedder(self, batch_size: int = 64) -> Embedder:
+        """An (unloaded) Embedder for these settings' model and encoder."""
+        return Embedder(self.model, batch_size, encoder=self.encoder, models_dir=self.models_dir)
 
 
 @dataclass(frozen=True)
@@ -37,6 +60,7 @@ class DocumentInfo:
     sha256: str
     chunks: int
     characters: int
+    media_type: str | None = None  # of the file it was parsed from; None for text added as text
 
 
 @dataclass(frozen=True)
@@ -45,6 +69,8 @@ class EngineStats:
     chunks: int
     model: str
     built_at: str
+    generation: int
+    segments: int
 
 
 @dataclass(frozen=True)
@@ -58,74 +84,186 @@ class Answer:
 
 
 class Engine:
-    def __init__(self, store: IndexStore, embedder: Embedder, settings: EngineSettings) -> None:
-        self.store = store
+    def __init__(self, collection: Collection, embedder: Embedder, settings: EngineSettings) -> None:
+        self.collection = collection
         self.embedder = embedder
         self.settings = settings
-        self.retriever = Retriever(store, embedder, settings.retrieval)
-        self.evidence = EvidenceFinder(store, settings.quote_lexical_weight)
+        self.tokenizer = LexicalTokenizer(settings.index.lexical)
+        self.preparer = Preparer(embedder, settings.index)
+        self._merging = threading.Lock()
+        self.selector = QuoteSelector.load() if settings.learned_quotes else None
+        # A server merges after each write in a background thread; a command that exits right after its write
+        # turns this off and merges in the foreground instead (a daemon thread would be cut short at exit).
+        self.background_merges = True
 
     @classmethod
-    def open(cls, index_dir: Path, settings: EngineSettings, embedder: Embedder | None = None) -> Engine:
-        """Load the index at index_dir; raises IndexMissingError / IndexMismatchError with a clear message."""
-        embedder = (embedder or Embedder(settings.model)).load()
-        store = IndexStore.load(index_dir, settings.index.config_for(embedder))
-        return cls(store, embedder, settings)
+    def open(cls, folder: Path, settings: EngineSettings, embedder: Embedder | None = None) -> Engine:
+        """Open the collection at folder; raises IndexMissingError / IndexMismatchError with a clear message."""
+        embedder = (embedder or settings.embedder()).load()
+        return cls(Collection.open(folder, settings.index.config_for(embedder)), embedder, settings)
 
-    # -- reading: the service and the evaluation ask these, never the store ----------------------
+    @classmethod
+    def create(cls, folder: Path, settings: EngineSettings, embedder: Embedder | None = None) -> Engine:
+        """Open the collection at folder, creating an empty one if there is none."""
+        embedder = (embedder or settings.embedder()).load()
+        config = settings.index.config_for(embedder)
+        collection = Collection.open(folder, config) if Collection.exists(folder) else Collection.create(folder, config)
+        return cls(collection, embedder, settings)
+
+    def close(self) -> None:
+        self.collection.close()
+
+    # -- reading ----------------------------------------------------------------------------------
 
     def document(self, doc_id: str) -> Document | None:
-        return self.store.documents.get(doc_id)
-
-    def documents(self) -> list[DocumentInfo]:
-        """Every document, sorted by id."""
-        counts = self.store.chunk_counts
-        return [
-            DocumentInfo(d.id, d.title, d.source, d.sha256, counts.get(d.id, 0), len(d.text))
-            for d in sorted(self.store.documents.values(), key=lambda d: d.id)
-        ]
+        return self.collection.document(doc_id)
 
     def document_info(self, doc_id: str) -> DocumentInfo | None:
-        document = self.document(doc_id)
-        if document is None:
+        row = self.collection.document_row(doc_id)
+        document = self.collection.document(doc_id) if row else None
+        if row is None or document is None:
             return None
         return DocumentInfo(
-            document.id, document.title, document.source, document.sha256, len(self.store.chunks_of(doc_id)), len(document.text)
+            document.id,
+            document.title,
+            document.source,
+            document.sha256,
+            row.chunks,
+            len(document.text),
+            document.meta.get("media_type"),
         )
 
+    def chunks(self, doc_id: str) -> list[Chunk]:
+        """The live chunks of one document, in order (empty for an unknown id)."""
+        return self.collection.chunks(doc_id)
+
+    def documents(self) -> list[DocumentInfo]:
+        """Every document, sorted by id (titles and sizes come from each document's segment)."""
+        snapshot = self.collection.snapshot()
+        readers = {s.reader.name: s.reader for s in snapshot.segments}
+        listing = []
+        for row in self.collection.documents():
+            reader = readers.get(row.segment)
+            document = reader.document(row.local) if reader else self.collection.document(row.id)
+            if document is not None:
+                listing.append(
+                    DocumentInfo(
+                        row.id,
+                        document.title,
+                        row.source,
+                        row.sha256,
+                        row.chunks,
+                        len(document.text),
+                        document.meta.get("media_type"),
+                    )
+                )
+        return listing
+
     def stats(self) -> EngineStats:
-        manifest = self.store.manifest
-        return EngineStats(len(self.store.documents), len(self.store.chunks), manifest.config.model_name, manifest.built_at)
+        documents, chunks = self.collection.counts()
+        snapshot = self.collection.snapshot()
+        manifest = self.collection.manifest
+        return EngineStats(
+            documents, chunks, manifest.config.model_name, manifest.built_at, snapshot.generation, len(snapshot.segments)
+        )
+
+    # -- ranking ----------------------------------------------------------------------------------
 
     def rank(
         self, query: str, depth: int, mode: SearchMode | None = None, query_vector: np.ndarray | None = None
     ) -> tuple[list[Hit], list[Quote]]:
         """`depth` hits in final order, and the quotes of the first len(quotes) of them.
 
-        In hybrid mode the head of the ranking is re-scored with its best quote's score: a chunk holding
-        one sentence that answers outranks a chunk that is only broadly about the topic. A quote's score
-        mixes the sentence's cosine similarity with the IDF-weighted share of question terms it contains,
-        signals that a whole-chunk score blurs.
+        In hybrid mode the head of the ranking (`rerank_depth` hits, whatever `depth` is) is re-scored with its
+        best quote's score: a chunk holding one sentence that answers outranks a chunk that is only broadly about
+        the topic. A head hit whose quote is the same sentence as a better hit's (overlapping chunks) is dropped,
+        so the first results are distinct evidence.
         """
         mode = mode or self.settings.retrieval.mode
+        snapshot = self.collection.snapshot()
         vector = self.embedder.embed_query(query) if query_vector is None else query_vector
+        terms = self.tokenizer.tokenize([query])[0]
+        head_size = self.settings.rerank_depth
+        hits = Retriever(snapshot, self.settings.retrieval).search(terms, vector, depth + head_size, mode)
         weight = self.settings.quote_rerank_weight if mode is SearchMode.HYBRID else 0.0
-        hits = self.retriever.search(query, depth, mode=mode, query_vector=vector)
-        head = hits[: self.settings.rerank_depth] if weight > 0 else []
-        quotes = self.evidence.quotes(query, vector, head)
+        head = hits[:head_size] if weight > 0 else []
+        quotes = self._finder(snapshot).quotes(query, terms, vector, head)
         rescored = [(replace(h, score=h.score + weight * q.score), q) for h, q in zip(head, quotes, strict=True)]
         rescored.sort(key=lambda pair: (-pair[0].score, pair[0].row))
-        return [h for h, _ in rescored] + hits[len(head) :], [q for _, q in rescored]
+        seen: set[tuple[str, int, int]] = set()
+        distinct = []
+        for hit, quote in rescored:
+            key = (hit.doc_id, quote.start, quote.end)
+            if key not in seen:
+                seen.add(key)
+                distinct.append((hit, quote))
+        ranked = [h for h, _ in distinct] + hits[len(head) :]
+        return ranked[:depth], [q for _, q in distinct][:depth]
+
+    def _finder(self, snapshot: Snapshot) -> EvidenceFinder:
+        return EvidenceFinder(snapshot, self.tokenizer, self.settings.quote_lexical_weight, self.selector)
 
     def search(self, query: str, top_k: int = 5, mode: SearchMode | None = None) -> list[Passage]:
         vector = self.embedder.embed_query(query)
         hits, quotes = self.rank(query, top_k, mode, vector)
-        quotes = quotes[:top_k] + self.evidence.quotes(query, vector, hits[len(quotes) :])
+        if len(quotes) < len(hits):  # asked for more than the re-scored head: quote the rest as they come
+            snapshot = hits[0].snapshot
+            terms = self.tokenizer.tokenize([query])[0]
+            quotes = quotes + self._finder(snapshot).quotes(query, terms, vector, hits[len(quotes) :])
         return [
-            Passage(rank, hit, self.store.documents[hit.chunk.doc_id], quote)
+            Passage(rank, hit, hit.snapshot.document_of(hit.row), quote)
             for rank, (hit, quote) in enumerate(zip(hits, quotes, strict=True), start=1)
         ]
 
     def ask(self, question: str, top_k: int = 5) -> Answer:
         passages = self.search(question, top_k)
         return Answer(compose_answer(passages, self.settings.answer), passages)
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    @property
+    def originals(self) -> OriginalStore:
+        """The collection's original files (`<collection>/files/<sha256>`)."""
+        return OriginalStore(self.collection.folder)
+
+    def upsert(self, documents: list[Document], progress: Progress = NO_PROGRESS) -> WriteResult:
+        """Add or replace documents in one commit. Splitting and embedding happen before the write lock is taken;
+        `progress` hears of every stage (and may raise to stop before the commit)."""
+        current = self.collection.hashes([d.id for d in documents])
+        changed = [d for d in documents if current.get(d.id) != d.sha256]
+        prepared = self.preparer.prepare(changed, progress=progress)
+        ids = [d.id for d in documents]
+        progress.begin(Stage.COMMITTING, 1)
+        progress.files(ids, Stage.COMMITTING)
+        result = self.collection.write(prepared, [], timeout=self.settings.write_timeout)
+        progress.advance(Stage.COMMITTING)
+        progress.end(Stage.COMMITTING)
+        progress.files(ids, Stage.COMMITTED)
+        result.unchanged = sorted(set(result.unchanged) | ({d.id for d in documents} - {d.id for d in changed}))
+        self._merge_in_background(result)
+        return result
+
+    def delete(self, doc_ids: list[str]) -> WriteResult:
+        result = self.collection.write([], doc_ids, timeout=self.settings.write_timeout)
+        self._merge_in_background(result)
+        return result
+
+    def merge(self, force: bool = False) -> int:
+        return self.collection.merge(self.preparer.passage_terms, timeout=self.settings.write_timeout, force=force)
+
+    def _merge_in_background(self, result: WriteResult) -> None:
+        """Compact small segments after a write, off the request's path (one merge at a time)."""
+        if not self.background_merges or not result.changed or not self._merging.acquire(blocking=False):
+            return
+
+        def run() -> None:
+            try:
+                self.merge()
+                # A replaced or deleted document may have left its original file unreferenced.
+                self.collection.sweep_originals(timeout=self.settings.write_timeout)
+            except Exception:  # a failed merge or sweep leaves the committed state as it was
+                log.exception("background merge failed")
+            finally:
+                self._merging.release()
+
+        threading.Thread(target=run, name="citeqa-merge", daemon=True).start()

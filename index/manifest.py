@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-FORMAT_VERSION = 2  # 2: evidence units (sentences) are embedded and stored with the chunks
+FORMAT_VERSION = 3  # 3: a collection of immutable segments and a SQLite catalog (2: one folder per version)
 REBUILD_HINT = "rebuild it with `citeqa index --rebuild` (or delete the index folder)"
 
 
@@ -28,6 +28,9 @@ class IndexConfig:
     chunker: dict[str, object]
     lexical: dict[str, object]
     format_version: int = FORMAT_VERSION
+    # The backend that computed the vectors: "torch", or "onnx…:sha256:<hash of the ONNX file>" (Embedder.encoder_id).
+    # Manifests written before backends existed have none, and were all built with torch.
+    encoder: str = "torch"
 
     def differences(self, other: IndexConfig) -> list[str]:
         mine, theirs = asdict(self), asdict(other)
@@ -36,9 +39,9 @@ class IndexConfig:
 
 @dataclass
 class Manifest:
+    """Written once, when a collection is created; each document's content hash lives in the catalog."""
+
     config: IndexConfig
-    documents: dict[str, str] = field(default_factory=dict)  # doc id -> sha256 of its text
-    chunk_count: int = 0
     built_at: str = ""
 
     def write(self, path: Path) -> None:
@@ -48,11 +51,10 @@ class Manifest:
                 "name": self.config.model_name,
                 "fingerprint": self.config.model_fingerprint,
                 "dimension": self.config.dimension,
+                "encoder": self.config.encoder,
             },
             "chunker": self.config.chunker,
             "lexical": self.config.lexical,
-            "documents": self.documents,
-            "chunk_count": self.chunk_count,
             "built_at": self.built_at,
         }
         path.write_text(json.dumps(payload, indent=2, sort_keys=True), encoding="utf-8")
@@ -68,8 +70,9 @@ class Manifest:
                 chunker=payload["chunker"],
                 lexical=payload["lexical"],
                 format_version=int(payload["format_version"]),
+                encoder=str(payload["model"].get("encoder", "torch")),
             )
-            return cls(config, dict(payload["documents"]), int(payload["chunk_count"]), payload.get("built_at", ""))
+            return cls(config, payload.get("built_at", ""))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise IndexMismatchError(f"the index manifest {path} is unreadable ({exc}); {REBUILD_HINT}") from exc
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 import numpy as np
 
 from citeqa.index.chunking import Chunk
-from citeqa.index.embedding import Embedder
-from citeqa.index.store import IndexStore
+from citeqa.index.snapshot import Snapshot
+from citeqa.index.snapshot import top_rows as _top
 
 
 class SearchMode(StrEnum):
@@ -29,7 +30,9 @@ class RetrievalSettings:
     fusion: FusionMethod = FusionMethod.WEIGHTED
     dense_weight: float = 0.5  # weight of the dense side in fusion; the lexical side gets the rest
     rrf_k: int = 60
-    candidates: int = 100  # taken from each retriever before fusion
+    # Taken from each retriever before fusion, whatever the number of results asked for: the fused order of the
+    # first results is then the same for /v1/search (top_k 5) and the evaluation (depth 300).
+    candidates: int = 300
     # A chunk's dense score mixes the chunk's own vector with its best sentence's: a question usually
     # matches one sentence, whose signal a whole-chunk vector dilutes.
     sentence_weight: float = 0.5
@@ -48,24 +51,19 @@ class RetrievalSettings:
 
 @dataclass(frozen=True)
 class Hit:
-    row: int  # the chunk's row in the store (FAISS id)
-    chunk: Chunk
+    row: int  # the chunk's global row in the snapshot it came from
     score: float  # the fused score that ranks hits (or the single retriever's score)
     dense: float  # cosine similarity of query and passage
     lexical: float  # BM25 score of the passage
+    snapshot: Snapshot = field(repr=False, compare=False)
 
+    @cached_property
+    def chunk(self) -> Chunk:
+        return self.snapshot.chunk(self.row)
 
-def _top(scores: np.ndarray, k: int) -> np.ndarray:
-    k = min(k, len(scores))
-    if k == 0:
-        return np.zeros(0, dtype=np.int64)
-    top = np.argpartition(-scores, k - 1)[:k]
-    return top[np.argsort(-scores[top], kind="stable")]
-
-
-def _minmax(values: np.ndarray) -> np.ndarray:
-    spread = float(values.max() - values.min()) if len(values) else 0.0
-    return (values - values.min()) / spread if spread > 0 else np.ones_like(values)
+    @property
+    def doc_id(self) -> str:
+        return self.snapshot.doc_id(self.row)
 
 
 def fuse(
@@ -96,23 +94,32 @@ def fuse(
     return weight * dense_norm + (1.0 - weight) * lexical_norm
 
 
+def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """values[keys == w] for each w in wanted (keys sorted and unique), 0 where w is not a key."""
+    if not len(keys):
+        return np.zeros(len(wanted), dtype=np.float32)
+    positions = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[positions] == wanted, values[positions], 0.0)
+
+
 class Retriever:
-    def __init__(self, store: IndexStore, embedder: Embedder, settings: RetrievalSettings | None = None) -> None:
-        self.store = store
-        self.embedder = embedder
-        self.settings = settings or RetrievalSettings()
+    """Candidates from both sides of one snapshot, fused into one ranking."""
+
+    def __init__(self, snapshot: Snapshot, settings: RetrievalSettings) -> None:
+        self.snapshot = snapshot
+        self.settings = settings
 
     def dense_scores(self, rows: np.ndarray, vector: np.ndarray) -> np.ndarray:
         """Dense score of each chunk row: its own cosine mixed with its best evidence unit's."""
-        chunk_cosines = self.store.vectors[rows] @ vector
+        chunk_cosines = self.snapshot.chunk_vectors(rows) @ vector
         weight = self.settings.sentence_weight
         if weight == 0.0 or len(rows) == 0:
             return chunk_cosines
-        unit_lists = [self.store.units_of_chunk[r] for r in rows.tolist()]
+        unit_lists = self.snapshot.units_of(rows)
         sizes = np.array([len(units) for units in unit_lists])
         best_units = chunk_cosines.copy()  # a chunk with no unit (none can be empty in practice) keeps its own
         if sizes.sum():
-            cosines = self.store.unit_vectors[np.concatenate(unit_lists)] @ vector
+            cosines = self.snapshot.unit_vectors(np.concatenate(unit_lists)) @ vector
             starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
             has_units = sizes > 0
             best_units[has_units] = np.maximum.reduceat(cosines, starts[has_units])
@@ -120,44 +127,39 @@ class Retriever:
 
     def _dense_candidates(self, vector: np.ndarray, count: int) -> np.ndarray:
         """Rows ranked by dense score, from the nearest chunks and the chunks of the nearest sentences."""
-        query = vector.reshape(1, -1)
-        _, chunk_rows = self.store.dense.search(query, min(count, self.store.dense.ntotal))
-        pool = set(chunk_rows[0][chunk_rows[0] >= 0].tolist())
-        if self.settings.sentence_weight > 0 and self.store.unit_dense.ntotal:
-            _, unit_rows = self.store.unit_dense.search(query, min(count, self.store.unit_dense.ntotal))
-            for unit_row in unit_rows[0][unit_rows[0] >= 0].tolist():
-                pool.update(self.store.chunks_of_unit[unit_row])
-        rows = np.array(sorted(pool), dtype=np.int64)
+        pool = self.snapshot.nearest_chunks(vector, count)
+        if self.settings.sentence_weight > 0:
+            pool = np.union1d(pool, self.snapshot.chunks_of_nearest_units(vector, count))
+        rows = np.unique(pool)
         return rows[_top(self.dense_scores(rows, vector), count)]
 
-    def search(self, query: str, top_k: int, mode: SearchMode | None = None, query_vector: np.ndarray | None = None) -> list[Hit]:
-        mode = mode or self.settings.mode
-        if not self.store.chunks:
+    def search(self, terms: list[str], vector: np.ndarray, top_k: int, mode: SearchMode) -> list[Hit]:
+        if self.snapshot.live_chunks == 0:
             return []
-        vector = self.embedder.embed_query(query) if query_vector is None else query_vector
-        lexical_all = self.store.lexical.scores(query)
-        hits = self._search(vector, lexical_all, top_k, mode)
+        lexical_rows, lexical_scores = self.snapshot.lexical_scores(terms)
+        hits = self._search(vector, lexical_rows, lexical_scores, top_k, mode)
         if self.settings.feedback_weight > 0 and mode is SearchMode.HYBRID and hits:
-            hits = self._search(self._with_feedback(vector, hits), lexical_all, top_k, mode)
+            hits = self._search(self._with_feedback(vector, hits), lexical_rows, lexical_scores, top_k, mode)
         return hits
 
     def _with_feedback(self, vector: np.ndarray, hits: list[Hit]) -> np.ndarray:
         """Pseudo-relevance feedback (Rocchio): move the query vector toward the mean of the first pass's
         best chunks, so the second pass also finds passages that answer in other words."""
-        top_rows = [hit.row for hit in hits[: self.settings.feedback_depth]]
-        centroid = self.store.vectors[top_rows].mean(axis=0)
-        moved = vector + self.settings.feedback_weight * centroid
+        top = np.array([hit.row for hit in hits[: self.settings.feedback_depth]])
+        moved = vector + self.settings.feedback_weight * self.snapshot.chunk_vectors(top).mean(axis=0)
         return (moved / max(float(np.linalg.norm(moved)), 1e-9)).astype(np.float32)
 
-    def _search(self, vector: np.ndarray, lexical_all: np.ndarray, top_k: int, mode: SearchMode) -> list[Hit]:
-        candidates = max(self.settings.candidates, top_k)
+    def _search(
+        self, vector: np.ndarray, lexical_rows: np.ndarray, lexical_scores: np.ndarray, top_k: int, mode: SearchMode
+    ) -> list[Hit]:
+        candidates = self.settings.candidates
         dense_ranked = self._dense_candidates(vector, candidates)
-        lexical_ranked = _top(lexical_all, candidates)
-        lexical_ranked = lexical_ranked[lexical_all[lexical_ranked] > 0]
+        lexical_ranked = lexical_rows[_top(lexical_scores, candidates)]
+        lexical_ranked = lexical_ranked[_lookup(lexical_rows, lexical_scores, lexical_ranked) > 0]
 
         rows = np.union1d(dense_ranked, lexical_ranked)
         dense = self.dense_scores(rows, vector)  # for every candidate, whichever side found it
-        lexical = lexical_all[rows]
+        lexical = _lookup(lexical_rows, lexical_scores, rows)
         if mode is SearchMode.DENSE:
             scores = np.where(np.isin(rows, dense_ranked), dense, -np.inf)
         elif mode is SearchMode.LEXICAL:
@@ -165,7 +167,4 @@ class Retriever:
         else:
             scores = fuse(rows, dense, lexical, dense_ranked, lexical_ranked, self.settings)
         order = [i for i in np.lexsort((rows, -scores)) if np.isfinite(scores[i])][:top_k]
-        return [
-            Hit(int(rows[i]), self.store.chunks[int(rows[i])], float(scores[i]), float(dense[i]), float(lexical[i]))
-            for i in order
-        ]
+        return [Hit(int(rows[i]), float(scores[i]), float(dense[i]), float(lexical[i]), self.snapshot) for i in order]

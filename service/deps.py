@@ -4,18 +4,36 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from citeqa.index.engine import Engine
+from citeqa.service.collections import NAME_PATTERN, CollectionRegistry, UnknownCollectionError
 from citeqa.service.errors import ApiError
-from citeqa.settings import Settings
+from citeqa.settings import DEFAULT_COLLECTION, Settings
+
+
+def get_collections(request: Request) -> CollectionRegistry:
+    registry = getattr(request.app.state, "collections", None)
+    if registry is None:
+        raise ApiError(503, "the index is not loaded yet")
+    return registry
 
 
 def get_engine(request: Request) -> Engine:
-    engine = getattr(request.app.state, "engine", None)
-    if engine is None:
-        raise ApiError(503, "the index is not loaded yet")
-    return engine
+    """The engine of the collection in the path (/v1/collections/{collection}/...), or of `default`."""
+    registry = get_collections(request)
+    name = request.path_params.get("collection", DEFAULT_COLLECTION)
+    try:
+        return registry.get(name)
+    except ValueError as exc:
+        raise ApiError(400, str(exc), param="collection") from exc
+    except UnknownCollectionError as exc:
+        raise ApiError(404, f"no collection named '{name}'", param="collection", code="collection_not_found") from exc
+
+
+def collection_name(collection: Annotated[str, Path(description="a collection's name", pattern=NAME_PATTERN.pattern)]) -> str:
+    """Declares the {collection} path parameter of the collection-scoped routes (validated in get_engine)."""
+    return collection
 
 
 def get_settings(request: Request) -> Settings:
@@ -23,4 +41,5 @@ def get_settings(request: Request) -> Settings:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
+CollectionsDep = Annotated[CollectionRegistry, Depends(get_collections)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

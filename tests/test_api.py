@@ -54,8 +54,9 @@ def test_every_citation_for_many_questions_points_at_exact_text(client: TestClie
             assert text[c["start"] : c["end"]] == result["text"]
             assert text[c["quote_start"] : c["quote_end"]] == c["quote"]
             assert c["start"] <= c["quote_start"] < c["quote_end"] <= c["end"]
-    settings = ChunkerSettings(**{k: v for k, v in seed_engine.store.manifest.config.chunker.items() if k != "title_in_passages"})
-    for chunk in split_document(seed_engine.store.documents[SEED_ID], settings):
+    recorded = seed_engine.collection.manifest.config.chunker
+    settings = ChunkerSettings(**{k: v for k, v in recorded.items() if k != "title_in_passages"})
+    for chunk in split_document(seed_engine.document(SEED_ID), settings):
         assert text[chunk.start : chunk.end] == chunk.text
 
 

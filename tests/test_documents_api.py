@@ -8,7 +8,6 @@ from fastapi.testclient import TestClient
 
 from citeqa.index.embedding import Embedder
 from citeqa.index.engine import Engine
-from citeqa.index.store import IndexStore
 from citeqa.service.app import create_app
 from citeqa.service.indexing import build_from_corpus
 from citeqa.settings import Settings
@@ -43,10 +42,8 @@ def test_an_added_document_is_searchable_at_once_and_persisted(client: TestClien
     assert "strike at the airport" in top["citation"]["quote"]
     text = client.get("/v1/documents/notes/summit.md").json()["text"]
     assert text[top["citation"]["quote_start"] : top["citation"]["quote_end"]] == top["citation"]["quote"]
-    store = IndexStore.load(
-        settings.index_dir, client.app.state.engine.settings.index.config_for(client.app.state.engine.embedder)
-    )
-    assert set(store.documents) == {SEED_ID, "notes/summit.md"}
+    reopened = Engine.open(settings.index_dir, settings.engine_settings(), client.app.state.engine.embedder)
+    assert {d.id for d in reopened.documents()} == {SEED_ID, "notes/summit.md"}
 
 
 def test_posting_the_same_id_replaces_and_unchanged_text_is_a_no_op(client: TestClient) -> None:
@@ -55,15 +52,16 @@ def test_posting_the_same_id_replaces_and_unchanged_text_is_a_no_op(client: Test
     assert same.status_code == 200 and same.json()["status"] == "unchanged"
     replaced = client.post("/v1/documents", json={"id": "note.txt", "text": "Penguins live in Antarctica and eat krill."})
     assert replaced.status_code == 200 and replaced.json()["status"] == "updated"
-    chunks = [c for c in client.app.state.engine.store.chunks if c.doc_id == "note.txt"]
-    assert [c.text for c in chunks] == ["Penguins live in Antarctica and eat krill."]
+    assert [c.text for c in client.app.state.engine.chunks("note.txt")] == ["Penguins live in Antarctica and eat krill."]
 
 
 def test_deleting_a_document_removes_all_its_chunks(client: TestClient) -> None:
     client.post("/v1/documents", json={"id": "note.txt", "text": NOTE})
     deleted = client.delete("/v1/documents/note.txt")
     assert deleted.status_code == 200 and deleted.json() == {"status": "deleted", "document": None, "id": "note.txt"}
-    assert all(c.doc_id != "note.txt" for c in client.app.state.engine.store.chunks)
+    assert client.app.state.engine.chunks("note.txt") == []
+    top = client.post("/v1/search", json={"query": "Why was the summit moved to Geneva?", "top_k": 10}).json()["results"]
+    assert all(r["citation"]["doc_id"] != "note.txt" for r in top)
     assert client.get("/v1/documents/note.txt").status_code == 404
     assert client.delete("/v1/documents/note.txt").status_code == 404
 

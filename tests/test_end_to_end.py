@@ -19,4 +19,4 @@ def test_serve_builds_the_seed_index_and_answers_over_http(tmp_path: Path) -> No
         assert text[first["quote_start"] : first["quote_end"]] == first["quote"]
         bad = httpx.post(f"{base}/v1/search", json={"query": " "}, timeout=30)
         assert bad.status_code == 400 and "non-whitespace" in bad.json()["error"]["message"]
-    assert (index_dir / "current" / "manifest.json").is_file()
+    assert (index_dir / "manifest.json").is_file() and (index_dir / "catalog.sqlite").is_file()

@@ -19,7 +19,7 @@ def report(seed_engine: Engine) -> dict:
 
 def test_the_gold_set_is_well_formed(seed_engine: Engine) -> None:
     questions = load_gold()
-    assert check_gold(questions, seed_engine.store.documents) == []
+    assert check_gold(questions, {d.id: seed_engine.document(d.id) for d in seed_engine.documents()}) == []
     assert sum(q.answerable for q in questions) >= 40
     assert sum(not q.answerable for q in questions) >= 8
 
@@ -37,8 +37,11 @@ def test_every_citation_for_every_gold_question_points_at_exact_text(seed_engine
             text = passage.document.text
             assert text[passage.hit.chunk.start : passage.hit.chunk.end] == passage.hit.chunk.text
             assert text[passage.quote.start : passage.quote.end] == passage.quote.text
-    for chunk in seed_engine.store.chunks:
-        assert seed_engine.store.documents[chunk.doc_id].text[chunk.start : chunk.end] == chunk.text
+    for info in seed_engine.documents():
+        chunks = seed_engine.chunks(info.id)
+        assert len(chunks) == info.chunks > 0
+        for chunk in chunks:
+            assert seed_engine.document(info.id).text[chunk.start : chunk.end] == chunk.text
 
 
 def test_metrics_match_hand_computed_values() -> None:

@@ -69,17 +69,37 @@ def test_feedback_moves_the_query_toward_the_first_pass_and_stays_normalised(see
     from citeqa.index.search import Retriever
 
     settings = RetrievalSettings(feedback_weight=0.5, feedback_depth=2)
-    retriever = Retriever(seed_engine.store, seed_engine.embedder, settings)
+    snapshot = seed_engine.collection.snapshot()
+    retriever = Retriever(snapshot, settings)
     vector = seed_engine.embedder.embed_query("what did Shoygu allege?")
-    first = retriever._search(vector, seed_engine.store.lexical.scores("what did Shoygu allege?"), 3, SearchMode.HYBRID)
+    terms = seed_engine.tokenizer.tokenize(["what did Shoygu allege?"])[0]
+    first = retriever._search(vector, *snapshot.lexical_scores(terms), 3, SearchMode.HYBRID)
     moved = retriever._with_feedback(vector, first)
-    centroid = seed_engine.store.vectors[[h.row for h in first[:2]]].mean(axis=0)
+    centroid = snapshot.chunk_vectors(np.array([h.row for h in first[:2]])).mean(axis=0)
     assert np.linalg.norm(moved) == pytest.approx(1.0, abs=1e-5)
     assert float(moved @ centroid) > float(vector @ centroid)
-    hits = retriever.search("what did Shoygu allege?", 3)
+    hits = retriever.search(terms, vector, 3, SearchMode.HYBRID)
     assert "Shoygu alleged" in hits[0].chunk.text
 
 
 def test_negative_feedback_weight_is_refused() -> None:
     with pytest.raises(ValueError):
         RetrievalSettings(feedback_weight=-0.1)
+
+
+def test_search_serves_the_ranking_the_evaluation_scores(seed_engine: Engine) -> None:
+    """One ranking path: /v1/search's top_k results are the first top_k of the depth the evaluation ranks to."""
+    from citeqa.eval.runner import BEIR_CHUNK_DEPTH
+
+    for question in ("what did Shoygu allege?", "How many personnel would the West deploy?", "Keir Starmer"):
+        served = seed_engine.search(question, 3)
+        evaluated, quotes = seed_engine.rank(question, BEIR_CHUNK_DEPTH)
+        assert [p.hit.row for p in served] == [h.row for h in evaluated[:3]]
+        assert [(p.quote.start, p.quote.end) for p in served] == [(q.start, q.end) for q in quotes[:3]]
+
+
+def test_overlapping_chunks_never_repeat_a_quote(seed_engine: Engine) -> None:
+    for question in ("Keir Starmer", "what did Shoygu allege?", "peacekeeping mission"):
+        passages = seed_engine.search(question, 6)
+        keys = [(p.document.id, p.quote.start, p.quote.end) for p in passages]
+        assert len(keys) == len(set(keys))

@@ -1,41 +1,51 @@
+"""The collection on disk: segments, catalog, snapshots, merges, the writer lock, and refusing what does not fit."""
+
 import json
-import os
+import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from citeqa.index.builder import IndexSettings, refresh_index
+from citeqa.index.builder import IndexSettings, Preparer, sync_collection
 from citeqa.index.chunking import ChunkerSettings
-from citeqa.index.documents import load_corpus
+from citeqa.index.collection import MANIFEST_FILE, SEGMENTS_DIR, Collection, WriterBusyError
+from citeqa.index.documents import load_corpus, make_document
 from citeqa.index.embedding import Embedder
+from citeqa.index.engine import Engine, EngineSettings
 from citeqa.index.manifest import FORMAT_VERSION, IndexMismatchError, Manifest
-from citeqa.index.store import CURRENT_LINK, IndexStore
 from tests.conftest import SEED_ID
 
 
 def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: IndexSettings | None = None, rebuild: bool = False):
-    return refresh_index(index_dir, load_corpus(corpus).documents, embedder, settings or IndexSettings(), rebuild=rebuild)
+    report = load_corpus(corpus)
+    return sync_collection(index_dir, report.documents, report.origin, embedder, settings or IndexSettings(), rebuild=rebuild)
+
+
+def live_segments(index_dir: Path) -> list[str]:
+    return sorted(p.name for p in (index_dir / SEGMENTS_DIR).iterdir())
 
 
 def test_manifest_records_what_built_the_index(corpus_dir: Path, tmp_path: Path, embedder: Embedder) -> None:
     build(corpus_dir, tmp_path / "idx", embedder)
-    manifest = json.loads((tmp_path / "idx" / CURRENT_LINK / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "idx" / MANIFEST_FILE).read_text())
     assert manifest["model"]["fingerprint"] == embedder.fingerprint
     assert len(manifest["model"]["fingerprint"]) == 64
     assert manifest["model"]["dimension"] == 384
     assert manifest["chunker"]["chunk_size"] == ChunkerSettings().chunk_size
     assert manifest["format_version"] == FORMAT_VERSION
-    assert set(manifest["documents"]) == {SEED_ID}
+    collection = Collection.open(tmp_path / "idx", IndexSettings().config_for(embedder))
+    assert collection.hashes() == {SEED_ID: load_corpus(corpus_dir).documents[0].sha256}
 
 
 def test_reindexing_unchanged_documents_is_a_no_op(corpus_dir: Path, tmp_path: Path, embedder: Embedder) -> None:
     index_dir = tmp_path / "idx"
     first = build(corpus_dir, index_dir, embedder)
-    version = os.readlink(index_dir / CURRENT_LINK)
+    segments = live_segments(index_dir)
     second = build(corpus_dir, index_dir, embedder)
     assert first.added == [SEED_ID] and first.written
     assert second.unchanged == [SEED_ID] and not second.written
-    assert os.readlink(index_dir / CURRENT_LINK) == version
+    assert live_segments(index_dir) == segments
 
 
 def test_editing_a_document_replaces_all_its_chunks_and_deleting_drops_them(
@@ -48,17 +58,70 @@ def test_editing_a_document_replaces_all_its_chunks_and_deleting_drops_them(
     seed.write_text("A short replacement text about penguins in Antarctica.", encoding="utf-8")
 
     summary = build(corpus_dir, index_dir, embedder)
-    store = IndexStore.load(index_dir, IndexSettings().config_for(embedder))
+    engine = Engine.open(index_dir, EngineSettings(), embedder)
     assert summary.updated == [SEED_ID] and summary.unchanged == ["extra.md"]
-    assert [c.text for c in store.chunks if c.doc_id == SEED_ID] == ["A short replacement text about penguins in Antarctica."]
-    assert store.dense.ntotal == len(store.chunks)
+    assert [c.text for c in engine.chunks(SEED_ID)] == ["A short replacement text about penguins in Antarctica."]
+    assert engine.stats().chunks == 2
+    assert engine.search("penguins in Antarctica", 3)[0].document.id == SEED_ID
+    # the old version's chunks are gone from search, though its segment is still on disk until a merge
+    assert all("Shoygu" not in p.hit.chunk.text for p in engine.search("what did Shoygu allege?", 5))
 
     seed.unlink()
     summary = build(corpus_dir, index_dir, embedder)
-    store = IndexStore.load(index_dir, IndexSettings().config_for(embedder))
     assert summary.removed == [SEED_ID]
-    assert {c.doc_id for c in store.chunks} == {"extra.md"}
-    assert store.lexical.scores("penguins").max() == 0.0
+    assert [d.id for d in engine.documents()] == ["extra.md"]
+    assert all(p.document.id == "extra.md" for p in engine.search("penguins", 5))
+
+
+def test_bm25_does_not_depend_on_how_documents_are_split_into_segments(tmp_path: Path, embedder: Embedder) -> None:
+    texts = {
+        f"d{i}.txt": f"Document {i} talks about {word} and rivers." for i, word in enumerate(["salmon", "trout", "eels", "pike"])
+    }
+    documents = [make_document(i, t, source=f"t/{i}") for i, t in texts.items()]
+    preparer = Preparer(embedder, IndexSettings())
+    one = Engine.create(tmp_path / "one", EngineSettings(), embedder)
+    one.collection.write(preparer.prepare(documents), [])
+    many = Engine.create(tmp_path / "many", EngineSettings(), embedder)
+    for document in documents:
+        many.collection.write(preparer.prepare([document]), [])
+    assert len(many.collection.snapshot().segments) == 4
+    for query in ("salmon rivers", "trout", "document eels"):
+        a = [(p.document.id, round(p.hit.lexical, 5)) for p in one.search(query, 4, mode=None)]
+        b = [(p.document.id, round(p.hit.lexical, 5)) for p in many.search(query, 4, mode=None)]
+        assert a == b
+
+
+def test_a_merge_keeps_every_live_document_and_drops_deleted_ones(tmp_path: Path, embedder: Embedder) -> None:
+    engine = Engine.create(tmp_path / "c", EngineSettings(), embedder)
+    for i in range(5):
+        engine.collection.write(engine.preparer.prepare([make_document(f"n{i}.txt", f"Note {i} about topic {i}.", "t")]), [])
+    engine.collection.write([], ["n2.txt"])
+    before = {p.document.id: p.quote.text for p in engine.search("note about topic", 10)}
+    assert engine.merge(force=True) == 5
+    assert len(engine.collection.snapshot().segments) == 1 and len(live_segments(tmp_path / "c")) == 1
+    after = {p.document.id: p.quote.text for p in engine.search("note about topic", 10)}
+    assert after == before and "n2.txt" not in after and len(after) == 4
+
+
+def test_a_second_writer_waits_for_the_lock_then_fails_with_a_clear_message(tmp_path: Path, embedder: Embedder) -> None:
+    first = Engine.create(tmp_path / "c", EngineSettings(), embedder)
+    second = Collection.open(tmp_path / "c", IndexSettings().config_for(embedder))
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with first.collection.writing(timeout=5):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    with pytest.raises(WriterBusyError, match="being written by process"):
+        second.write(first.preparer.prepare([make_document("a.txt", "Alpha text.", "t")]), [], timeout=0.3)
+    release.set()
+    holder.join()
+    assert second.write(first.preparer.prepare([make_document("a.txt", "Alpha text.", "t")]), [], timeout=5).added == ["a.txt"]
+    assert [d.id for d in first.documents()] == ["a.txt"]  # the other handle sees the commit on its next read
 
 
 def test_an_index_built_with_another_chunker_is_refused_with_a_rebuild_hint(
@@ -75,34 +138,46 @@ def test_an_index_built_with_another_chunker_is_refused_with_a_rebuild_hint(
 def test_an_index_built_with_another_model_is_refused(corpus_dir: Path, tmp_path: Path, embedder: Embedder) -> None:
     index_dir = tmp_path / "idx"
     build(corpus_dir, index_dir, embedder)
-    manifest_path = index_dir / CURRENT_LINK / "manifest.json"
-    payload = json.loads(manifest_path.read_text())
+    payload = json.loads((index_dir / MANIFEST_FILE).read_text())
     payload["model"]["fingerprint"] = "0" * 64
-    manifest_path.write_text(json.dumps(payload))
+    (index_dir / MANIFEST_FILE).write_text(json.dumps(payload))
     with pytest.raises(IndexMismatchError, match="model_fingerprint"):
-        IndexStore.load(index_dir, IndexSettings().config_for(embedder))
+        Collection.open(index_dir, IndexSettings().config_for(embedder))
+
+
+def test_an_index_of_the_previous_format_is_refused_with_the_rebuild_command(tmp_path: Path, embedder: Embedder) -> None:
+    index_dir = tmp_path / "idx"
+    (index_dir / "v-0123").mkdir(parents=True)
+    (index_dir / "current").symlink_to("v-0123")
+    with pytest.raises(IndexMismatchError, match=r"older format.*--rebuild"):
+        Collection.open(index_dir, IndexSettings().config_for(embedder))
 
 
 def test_a_corrupt_manifest_is_refused_clearly(corpus_dir: Path, tmp_path: Path, embedder: Embedder) -> None:
     index_dir = tmp_path / "idx"
     build(corpus_dir, index_dir, embedder)
-    (index_dir / CURRENT_LINK / "manifest.json").write_text("{not json")
+    (index_dir / MANIFEST_FILE).write_text("{not json")
     with pytest.raises(IndexMismatchError, match="unreadable"):
-        Manifest.read(index_dir / CURRENT_LINK / "manifest.json")
+        Manifest.read(index_dir / MANIFEST_FILE)
 
 
-def test_a_half_written_build_never_replaces_the_live_index(corpus_dir: Path, tmp_path: Path, embedder: Embedder) -> None:
+def test_a_half_written_segment_is_never_served_and_the_next_writer_removes_it(
+    corpus_dir: Path, tmp_path: Path, embedder: Embedder
+) -> None:
     index_dir = tmp_path / "idx"
     build(corpus_dir, index_dir, embedder)
-    live = os.readlink(index_dir / CURRENT_LINK)
-    # What a build killed mid-write leaves behind: a staging folder with some files and no manifest.
-    staging = index_dir / ".staging-v-deadbeef"
-    staging.mkdir()
-    (staging / "chunks.jsonl").write_text('["x", 0, 0, 1]\n')
-    store = IndexStore.load(index_dir, IndexSettings().config_for(embedder))
-    assert os.readlink(index_dir / CURRENT_LINK) == live
-    assert len(store.chunks) > 0
+    # What a writer killed before its commit leaves behind: a staged folder, and a complete folder no commit names.
+    (index_dir / SEGMENTS_DIR / ".tmp-s-dead").mkdir()
+    (index_dir / SEGMENTS_DIR / "s-orphan").mkdir()
+    (index_dir / SEGMENTS_DIR / "s-orphan" / "chunks.npy").write_bytes(b"garbage")
+    engine = Engine.open(index_dir, EngineSettings(), embedder)
+    assert engine.stats().chunks > 0 and engine.search("Shoygu", 1)[0].document.id == SEED_ID
     (corpus_dir / SEED_ID).write_text("Changed text so the next build writes.", encoding="utf-8")
     build(corpus_dir, index_dir, embedder)
-    assert not staging.exists()
-    assert sorted(p.name for p in index_dir.iterdir() if p.name.startswith("v-")) == [os.readlink(index_dir / CURRENT_LINK)]
+    assert not (index_dir / SEGMENTS_DIR / ".tmp-s-dead").exists() and not (index_dir / SEGMENTS_DIR / "s-orphan").exists()
+
+
+def test_dense_vectors_are_memory_mapped_not_loaded(corpus_dir: Path, tmp_path: Path, embedder: Embedder) -> None:
+    build(corpus_dir, tmp_path / "idx", embedder)
+    reader = Engine.open(tmp_path / "idx", EngineSettings(), embedder).collection.snapshot().segments[0].reader
+    assert isinstance(reader.chunk_vectors, np.memmap) and isinstance(reader.unit_vectors, np.memmap)

@@ -1,0 +1,250 @@
+"""An immutable segment: a batch of documents with everything needed to search and cite them.
+
+A write never changes a segment; it adds a new one (and records deletions in the catalog), so the cost of a
+write is the cost of the documents it brings. Merges later copy live documents of small segments into one.
+Each segment is a self-contained folder, so it can be built by another process and attached by a commit:
+
+    segment.json        counts and the dense index kind
+    docs.sqlite         the documents (id, title, source, sha256, text, metadata), read when needed
+    chunks.npy          int64 [n, 6]: document, ordinal, start, end, first unit, end unit
+    units.npy           int64 [m, 5]: document, start, end, first chunk, end chunk
+    chunk_vectors.npy   float32 [n, d], memory-mapped
+    unit_vectors.npy    float32 [m, d], memory-mapped
+    terms.json          the segment's vocabulary; term id = position
+    term_ptr.npy, post_rows.npy, post_tfs.npy, lengths.npy    BM25 postings (CSR by term) and chunk lengths
+    dense.faiss         only in large segments: an IVF index over chunk_vectors
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import uuid
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from citeqa.index.chunking import Chunk
+from citeqa.index.documents import Document
+from citeqa.index.spans import Span
+
+SEGMENT_FILE = "segment.json"
+# From this many chunks on, a segment's dense side is an IVF index instead of an exact scan, and its sentence vectors
+# are no longer scanned (see docs/storage.md and the scale benchmark in the README).
+ANN_MIN_CHUNKS = 50_000
+# IVF with about sqrt(n) lists, searching an eighth of them: recall@10 against an exact scan is measured by
+# eval/bench_scale.py (README, Benchmarks), and the scan stays a fixed share of the segment.
+ANN_PROBE_SHARE = 8
+
+
+@dataclass
+class PreparedDocument:
+    """A document split and embedded, ready to be written into a segment (the expensive part of a write)."""
+
+    document: Document
+    chunks: list[Chunk]
+    units: list[Span]
+    chunk_vectors: np.ndarray
+    unit_vectors: np.ndarray
+    chunk_terms: list[list[str]]  # the lexical tokens of each chunk's passage text
+
+
+@dataclass
+class SegmentInfo:
+    name: str
+    documents: int
+    chunks: int
+    units: int
+    dense: str = "flat"
+    doc_ids: list[str] = field(default_factory=list)  # local document number -> id
+    doc_hashes: list[str] = field(default_factory=list)
+    doc_chunks: list[int] = field(default_factory=list)
+    doc_sources: list[str] = field(default_factory=list)
+
+
+def _ranges(starts: np.ndarray, ends: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each span [lo, hi), the contiguous range of items (sorted spans [starts, ends)) that overlap it."""
+    first = np.searchsorted(ends, lo, side="right")
+    last = np.searchsorted(starts, hi, side="left")
+    return first, np.maximum(first, last)
+
+
+def write_segment(segments_dir: Path, prepared: list[PreparedDocument], dimension: int) -> SegmentInfo:
+    """Write a new segment folder (staged under a temporary name, then renamed into place)."""
+    name = f"s-{uuid.uuid4().hex[:16]}"
+    staging = segments_dir / f".tmp-{name}"
+    staging.mkdir(parents=True)
+    try:
+        info = _write(staging, name, prepared, dimension)
+        os.replace(staging, segments_dir / name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return info
+
+
+def _write(folder: Path, name: str, prepared: list[PreparedDocument], dimension: int) -> SegmentInfo:
+    chunk_rows: list[list[int]] = []
+    unit_rows: list[list[int]] = []
+    for local, item in enumerate(prepared):
+        unit_base, chunk_base = len(unit_rows), len(chunk_rows)
+        u_starts = np.array([u.start for u in item.units], dtype=np.int64)
+        u_ends = np.array([u.end for u in item.units], dtype=np.int64)
+        c_starts = np.array([c.start for c in item.chunks], dtype=np.int64)
+        c_ends = np.array([c.end for c in item.chunks], dtype=np.int64)
+        u_first, u_last = _ranges(u_starts, u_ends, c_starts, c_ends)
+        c_first, c_last = _ranges(c_starts, c_ends, u_starts, u_ends)
+        for i, chunk in enumerate(item.chunks):
+            chunk_rows.append([local, chunk.ordinal, chunk.start, chunk.end, unit_base + u_first[i], unit_base + u_last[i]])
+        for j, unit in enumerate(item.units):
+            unit_rows.append([local, unit.start, unit.end, chunk_base + c_first[j], chunk_base + c_last[j]])
+    chunks = np.asarray(chunk_rows, dtype=np.int64).reshape(-1, 6)
+    units = np.asarray(unit_rows, dtype=np.int64).reshape(-1, 5)
+    chunk_vectors = _stack([p.chunk_vectors for p in prepared], dimension)
+    unit_vectors = _stack([p.unit_vectors for p in prepared], dimension)
+    np.save(folder / "chunks.npy", chunks)
+    np.save(folder / "units.npy", units)
+    np.save(folder / "chunk_vectors.npy", chunk_vectors)
+    np.save(folder / "unit_vectors.npy", unit_vectors)
+    _write_postings(folder, [terms for p in prepared for terms in p.chunk_terms])
+    dense = "flat"
+    if len(chunks) >= ANN_MIN_CHUNKS:
+        faiss.write_index(_train_ivf(chunk_vectors), str(folder / "dense.faiss"))
+        dense = "ivf"
+    _write_documents(folder / "docs.sqlite", [p.document for p in prepared])
+    info = SegmentInfo(
+        name,
+        len(prepared),
+        len(chunks),
+        len(units),
+        dense,
+        [p.document.id for p in prepared],
+        [p.document.sha256 for p in prepared],
+        [len(p.chunks) for p in prepared],
+        [p.document.source for p in prepared],
+    )
+    meta = {"name": name, "documents": info.documents, "chunks": info.chunks, "units": info.units, "dense": dense}
+    (folder / SEGMENT_FILE).write_text(json.dumps(meta), encoding="utf-8")  # last: a folder with it is complete
+    return info
+
+
+def _stack(blocks: list[np.ndarray], dimension: int) -> np.ndarray:
+    blocks = [b for b in blocks if len(b)]
+    return np.ascontiguousarray(np.vstack(blocks), dtype=np.float32) if blocks else np.zeros((0, dimension), np.float32)
+
+
+def _train_ivf(vectors: np.ndarray) -> faiss.Index:
+    """IVF over inner product with about sqrt(n) lists, trained on a fixed sample (deterministic)."""
+    lists = int(np.sqrt(len(vectors)))
+    quantizer = faiss.IndexFlatIP(vectors.shape[1])
+    index = faiss.IndexIVFFlat(quantizer, vectors.shape[1], lists, faiss.METRIC_INNER_PRODUCT)
+    sample = np.random.default_rng(0).choice(len(vectors), size=min(len(vectors), lists * 100), replace=False)
+    index.train(vectors[np.sort(sample)])
+    index.add(vectors)
+    return index
+
+
+def _write_postings(folder: Path, chunk_terms: list[list[str]]) -> None:
+    vocabulary: dict[str, int] = {}
+    term_ids: list[int] = []
+    rows: list[int] = []
+    tfs: list[int] = []
+    lengths = np.zeros(len(chunk_terms), dtype=np.float32)
+    for row, terms in enumerate(chunk_terms):
+        lengths[row] = len(terms)
+        for term, count in Counter(terms).items():
+            term_ids.append(vocabulary.setdefault(term, len(vocabulary)))
+            rows.append(row)
+            tfs.append(count)
+    order = np.argsort(np.asarray(term_ids, dtype=np.int64), kind="stable")
+    counts = np.bincount(np.asarray(term_ids, dtype=np.int64), minlength=len(vocabulary))
+    np.save(folder / "term_ptr.npy", np.concatenate(([0], np.cumsum(counts))).astype(np.int64))
+    np.save(folder / "post_rows.npy", np.asarray(rows, dtype=np.int32)[order])
+    np.save(folder / "post_tfs.npy", np.asarray(tfs, dtype=np.float32)[order])
+    np.save(folder / "lengths.npy", lengths)
+    (folder / "terms.json").write_text(json.dumps(list(vocabulary)), encoding="utf-8")
+
+
+def _write_documents(path: Path, documents: list[Document]) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE docs (local INTEGER PRIMARY KEY, id TEXT, title TEXT, source TEXT, sha256 TEXT, text TEXT, meta TEXT)"
+        )
+        db.executemany(
+            "INSERT INTO docs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(i, d.id, d.title, d.source, d.sha256, d.text, json.dumps(d.meta)) for i, d in enumerate(documents)],
+        )
+    db.close()
+
+
+class SegmentReader:
+    """A segment opened for reading: arrays memory-mapped, documents fetched from SQLite when asked for."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        meta = json.loads((folder / SEGMENT_FILE).read_text(encoding="utf-8"))
+        self.name: str = meta["name"]
+        self.dense_kind: str = meta.get("dense", "flat")
+        self.chunks = np.load(folder / "chunks.npy", mmap_mode="r")
+        self.units = np.load(folder / "units.npy", mmap_mode="r")
+        self.chunk_vectors = np.load(folder / "chunk_vectors.npy", mmap_mode="r")
+        self.unit_vectors = np.load(folder / "unit_vectors.npy", mmap_mode="r")
+        self.term_ptr = np.load(folder / "term_ptr.npy", mmap_mode="r")
+        self.post_rows = np.load(folder / "post_rows.npy", mmap_mode="r")
+        self.post_tfs = np.load(folder / "post_tfs.npy", mmap_mode="r")
+        self.lengths = np.load(folder / "lengths.npy")
+        self.vocabulary = {term: i for i, term in enumerate(json.loads((folder / "terms.json").read_text(encoding="utf-8")))}
+        self.ann: faiss.Index | None = None
+        if self.dense_kind == "ivf":
+            self.ann = faiss.read_index(str(folder / "dense.faiss"))
+            self.ann.nprobe = max(8, self.ann.nlist // ANN_PROBE_SHARE)
+        # Opened now, not on first use: a merge may remove the folder while an old snapshot still reads it.
+        self._db = sqlite3.connect(f"file:{folder / 'docs.sqlite'}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+        self._db_lock = threading.Lock()
+        self.doc_ids: list[str] = [r[0] for r in self._db.execute("SELECT id FROM docs ORDER BY local")]
+        self._documents: OrderedDict[int, Document] = OrderedDict()
+        self.terms_cache: dict[int, list[str]] = {}  # unit row -> stemmed terms (quotes tokenise each unit once)
+
+    @property
+    def chunk_count(self) -> int:
+        return len(self.chunks)
+
+    def document(self, local: int) -> Document:
+        cached = self._documents.get(local)
+        if cached is not None:
+            self._documents.move_to_end(local)
+            return cached
+        with self._db_lock:
+            row = self._db.execute("SELECT id, title, source, text, sha256, meta FROM docs WHERE local = ?", (local,)).fetchone()
+        document = Document(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]) if row[5] else {})
+        self._documents[local] = document
+        if len(self._documents) > 256:
+            self._documents.popitem(last=False)
+        return document
+
+    def all_documents(self) -> list[Document]:
+        with self._db_lock:
+            rows = self._db.execute("SELECT id, title, source, text, sha256, meta FROM docs ORDER BY local").fetchall()
+        return [Document(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else {}) for r in rows]
+
+    def original_hashes(self) -> dict[int, str]:
+        """local number -> sha256 of the document's original file, for documents parsed from files."""
+        with self._db_lock:
+            rows = self._db.execute(
+                "SELECT local, json_extract(meta, '$.original.sha256') FROM docs WHERE json_valid(meta)"
+            ).fetchall()
+        return {int(local): sha for local, sha in rows if isinstance(sha, str)}
+
+    def chunk(self, row: int) -> Chunk:
+        local, ordinal, start, end = (int(x) for x in self.chunks[row, :4])
+        document = self.document(local)
+        return Chunk(document.id, ordinal, start, end, document.text[start:end])
+
+    def close(self) -> None:
+        self._db.close()

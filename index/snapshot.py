@@ -1,0 +1,234 @@
+"""One committed state of a collection, as searches see it from start to end.
+
+A snapshot is a list of immutable segments plus, for each, which of its chunks are still live. Chunks are
+addressed by a global row: segment offset + local row, in snapshot order. BM25 statistics (live chunk count,
+average length, document frequency) are collection-wide and exact over live chunks, so a score does not
+depend on how the collection happens to be split into segments.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from citeqa.index.chunking import Chunk
+from citeqa.index.documents import Document
+from citeqa.index.lexical import LexicalSettings
+from citeqa.index.segment import SegmentReader
+
+
+@dataclass(frozen=True)
+class LiveSegment:
+    reader: SegmentReader
+    live: np.ndarray | None  # bool per chunk; None when every chunk is live
+    live_units: np.ndarray | None
+
+
+def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    top = np.argpartition(-scores, k - 1)[:k]
+    return top[np.argsort(-scores[top], kind="stable")]
+
+
+class Snapshot:
+    def __init__(self, generation: int, segments: list[LiveSegment], lexical: LexicalSettings) -> None:
+        self.generation = generation
+        self.segments = segments
+        self.lexical = lexical
+        sizes = [s.reader.chunk_count for s in segments]
+        unit_sizes = [len(s.reader.units) for s in segments]
+        self.offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+        self.unit_offsets = np.concatenate(([0], np.cumsum(unit_sizes))).astype(np.int64)
+        self.live_chunks = sum(int(s.live.sum()) if s.live is not None else s.reader.chunk_count for s in segments)
+        total_length = sum(
+            float(s.reader.lengths[s.live].sum()) if s.live is not None else float(s.reader.lengths.sum()) for s in segments
+        )
+        self.average_length = total_length / self.live_chunks if self.live_chunks else 1.0
+
+    # -- addressing -------------------------------------------------------------------------------
+
+    def _split(self, rows: np.ndarray, offsets: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """(segment index, positions in `rows`, local rows) for each segment that `rows` touch."""
+        rows = np.asarray(rows, dtype=np.int64)
+        which = np.searchsorted(offsets, rows, side="right") - 1
+        return [(int(s), np.flatnonzero(which == s), rows[which == s] - offsets[s]) for s in np.unique(which)]
+
+    def chunk(self, row: int) -> Chunk:
+        s = int(np.searchsorted(self.offsets, row, side="right") - 1)
+        return self.segments[s].reader.chunk(int(row - self.offsets[s]))
+
+    def doc_id(self, row: int) -> str:
+        s = int(np.searchsorted(self.offsets, row, side="right") - 1)
+        reader = self.segments[s].reader
+        return reader.doc_ids[int(reader.chunks[row - self.offsets[s], 0])]
+
+    def document_of(self, row: int) -> Document:
+        s = int(np.searchsorted(self.offsets, row, side="right") - 1)
+        reader = self.segments[s].reader
+        return reader.document(int(reader.chunks[row - self.offsets[s], 0]))
+
+    def chunk_vectors(self, rows: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(rows), self._dimension()), dtype=np.float32)
+        for s, positions, local in self._split(rows, self.offsets):
+            out[positions] = self.segments[s].reader.chunk_vectors[local]
+        return out
+
+    def unit_vectors(self, unit_rows: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(unit_rows), self._dimension()), dtype=np.float32)
+        for s, positions, local in self._split(unit_rows, self.unit_offsets):
+            out[positions] = self.segments[s].reader.unit_vectors[local]
+        return out
+
+    def units_of(self, rows: np.ndarray) -> list[np.ndarray]:
+        """For each chunk row, the global rows of the evidence units that overlap it (in text order)."""
+        result: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(rows)
+        for s, positions, local in self._split(rows, self.offsets):
+            reader, base = self.segments[s].reader, self.unit_offsets[s]
+            bounds = reader.chunks[local, 4:6]
+            for position, (first, last) in zip(positions.tolist(), bounds.tolist(), strict=True):
+                result[position] = np.arange(base + first, base + last, dtype=np.int64)
+        return result
+
+    def unit_span(self, unit_row: int) -> tuple[int, int, int]:
+        """(segment index, start, end) of a unit."""
+        s = int(np.searchsorted(self.unit_offsets, unit_row, side="right") - 1)
+        _, start, end = (int(x) for x in self.segments[s].reader.units[unit_row - self.unit_offsets[s], :3])
+        return s, start, end
+
+    def previous_unit(self, unit_row: int) -> int | None:
+        """The unit before this one in the same document (units of a document are stored in text order)."""
+        s = int(np.searchsorted(self.unit_offsets, unit_row, side="right") - 1)
+        local = int(unit_row - self.unit_offsets[s])
+        units = self.segments[s].reader.units
+        if local == 0 or int(units[local - 1, 0]) != int(units[local, 0]):
+            return None
+        return unit_row - 1
+
+    def unit_terms(self, unit_row: int, tokenize) -> list[str]:
+        s, start, end = self.unit_span(unit_row)
+        reader = self.segments[s].reader
+        local = int(unit_row - self.unit_offsets[s])
+        terms = reader.terms_cache.get(local)
+        if terms is None:
+            text = reader.document(int(reader.units[local, 0])).text
+            terms = reader.terms_cache[local] = tokenize([text[start:end]])[0]
+        return terms
+
+    def _dimension(self) -> int:
+        for s in self.segments:
+            return int(s.reader.chunk_vectors.shape[1])
+        return 0
+
+    # -- dense ------------------------------------------------------------------------------------
+
+    def nearest_chunks(self, vector: np.ndarray, count: int) -> np.ndarray:
+        """Global rows of the live chunks nearest to `vector`, best first (exact, or IVF in large segments)."""
+        rows, scores = [], []
+        for s, segment in enumerate(self.segments):
+            reader = segment.reader
+            if reader.ann is not None:
+                extra = 0 if segment.live is None else int((~segment.live).sum())
+                found_scores, found = reader.ann.search(vector.reshape(1, -1), min(count + extra, reader.chunk_count))
+                keep = found[0] >= 0
+                local, local_scores = found[0][keep], found_scores[0][keep]
+                if segment.live is not None:
+                    alive = segment.live[local]
+                    local, local_scores = local[alive], local_scores[alive]
+            else:
+                all_scores = np.asarray(reader.chunk_vectors @ vector)
+                if segment.live is not None:
+                    all_scores = np.where(segment.live, all_scores, -np.inf)
+                local = top_rows(all_scores, count)
+                local = local[np.isfinite(all_scores[local])]
+                local_scores = all_scores[local]
+            rows.append(local[:count] + self.offsets[s])
+            scores.append(local_scores[:count])
+        if not rows:
+            return np.zeros(0, dtype=np.int64)
+        merged_rows, merged_scores = np.concatenate(rows), np.concatenate(scores)
+        return merged_rows[top_rows(merged_scores, count)]
+
+    def chunks_of_nearest_units(self, vector: np.ndarray, count: int) -> np.ndarray:
+        """Global chunk rows holding the `count` nearest live units. Large (IVF) segments are left out: their
+        unit vectors are read for scoring candidates only, never scanned (see docs/storage.md)."""
+        rows, scores = [], []
+        for s, segment in enumerate(self.segments):
+            reader = segment.reader
+            if reader.ann is not None or not len(reader.units):
+                continue
+            all_scores = np.asarray(reader.unit_vectors @ vector)
+            if segment.live_units is not None:
+                all_scores = np.where(segment.live_units, all_scores, -np.inf)
+            local = top_rows(all_scores, count)
+            local = local[np.isfinite(all_scores[local])]
+            rows.append((s, local))
+            scores.append(all_scores[local])
+        if not rows:
+            return np.zeros(0, dtype=np.int64)
+        flat = [
+            (s, int(u), float(sc)) for (s, local), sc in zip(rows, scores, strict=True) for u, sc in zip(local, sc, strict=True)
+        ]
+        flat.sort(key=lambda item: -item[2])
+        chunk_rows: set[int] = set()
+        for s, u, _ in flat[:count]:
+            first, last = (int(x) for x in self.segments[s].reader.units[u, 3:5])
+            chunk_rows.update(range(int(self.offsets[s]) + first, int(self.offsets[s]) + last))
+        return np.array(sorted(chunk_rows), dtype=np.int64)
+
+    # -- lexical ----------------------------------------------------------------------------------
+
+    def lexical_scores(self, terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 (Lucene form) of every live chunk holding a query term: (global rows, scores). Only postings of
+        the query's terms are read, so the cost follows the terms' frequency, not the collection's size."""
+        settings = self.lexical
+        rows_parts, score_parts = [], []
+        for term, repeats in Counter(terms).items():  # a term asked twice counts twice, as in classic BM25
+            term_rows, term_parts = [], []
+            for s, segment in enumerate(self.segments):
+                reader = segment.reader
+                term_id = reader.vocabulary.get(term)
+                if term_id is None:
+                    continue
+                lo, hi = int(reader.term_ptr[term_id]), int(reader.term_ptr[term_id + 1])
+                local, tfs = np.asarray(reader.post_rows[lo:hi]), np.asarray(reader.post_tfs[lo:hi])
+                if segment.live is not None:
+                    alive = segment.live[local]
+                    local, tfs = local[alive], tfs[alive]
+                lengths = reader.lengths[local]
+                norm = settings.k1 * (1 - settings.b + settings.b * lengths / self.average_length)
+                term_rows.append(local.astype(np.int64) + self.offsets[s])
+                term_parts.append(tfs / (tfs + norm))
+            frequency = sum(len(r) for r in term_rows)
+            if frequency:
+                idf = self.idf_from(frequency)
+                rows_parts.extend(term_rows)
+                score_parts.extend(repeats * idf * part for part in term_parts)
+        if not rows_parts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        unique, inverse = np.unique(np.concatenate(rows_parts), return_inverse=True)
+        return unique, np.bincount(inverse, weights=np.concatenate(score_parts)).astype(np.float32)
+
+    def idf_from(self, frequency: int) -> float:
+        n = self.live_chunks
+        return math.log(1.0 + (n - frequency + 0.5) / (frequency + 0.5))
+
+    def idf(self, terms: set[str]) -> dict[str, float]:
+        """Collection-wide inverse document frequency of each term over live chunks (unseen terms get the most)."""
+        weights = {}
+        for term in terms:
+            frequency = 0
+            for segment in self.segments:
+                term_id = segment.reader.vocabulary.get(term)
+                if term_id is None:
+                    continue
+                local = np.asarray(
+                    segment.reader.post_rows[segment.reader.term_ptr[term_id] : segment.reader.term_ptr[term_id + 1]]
+                )
+                frequency += int(segment.live[local].sum()) if segment.live is not None else len(local)
+            weights[term] = self.idf_from(frequency)
+        return weights

@@ -1,0 +1,100 @@
+"""The collections one server holds: `default` (the current paths) and any created over HTTP or the CLI.
+
+Each collection is its own folder with its own manifest, catalog and segments. Engines open lazily and share
+the one embedding model; a collection created by another process is found on first use.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+from citeqa.index.collection import Collection
+from citeqa.index.embedding import Embedder
+from citeqa.index.engine import Engine, EngineSettings
+from citeqa.settings import DEFAULT_COLLECTION, Settings
+
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+class UnknownCollectionError(KeyError):
+    """No collection by that name."""
+
+
+class CollectionExistsError(ValueError):
+    """A collection by that name exists already."""
+
+
+def check_name(name: str) -> str:
+    """Collection names are folder names: lower-case letters, digits, '-' and '_' (no dots, slashes or spaces)."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"invalid collection name {name!r}: use 1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit"
+        )
+    return name
+
+
+class CollectionRegistry:
+    def __init__(self, settings: Settings, embedder: Embedder, engine_settings: EngineSettings) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.engine_settings = engine_settings
+        self._engines: dict[str, Engine] = {}
+        self._lock = threading.Lock()
+
+    def folder(self, name: str) -> Path:
+        if name == DEFAULT_COLLECTION:
+            assert self.settings.index_dir is not None
+            return self.settings.index_dir
+        return self.settings.home / "collections" / check_name(name)
+
+    def attach(self, name: str, engine: Engine) -> None:
+        with self._lock:
+            self._engines[name] = engine
+
+    def get(self, name: str) -> Engine:
+        """The engine of an existing collection; UnknownCollectionError when there is none, ValueError for a bad name."""
+        engine = self._engines.get(name)
+        if engine is not None and Collection.exists(engine.collection.folder):
+            return engine
+        folder = self.folder(name)
+        with self._lock:
+            if not Collection.exists(folder):
+                self._engines.pop(name, None)
+                raise UnknownCollectionError(name)
+            engine = self._engines.get(name)
+            if engine is None:
+                engine = self._engines[name] = Engine.open(folder, self.engine_settings, self.embedder)
+            return engine
+
+    def names(self) -> list[str]:
+        root = self.settings.home / "collections"
+        found = (
+            {p.name for p in root.iterdir() if NAME_PATTERN.fullmatch(p.name) and Collection.exists(p)}
+            if root.is_dir()
+            else set()
+        )
+        if Collection.exists(self.folder(DEFAULT_COLLECTION)):
+            found.add(DEFAULT_COLLECTION)
+        return sorted(found)
+
+    def create(self, name: str) -> Engine:
+        folder = self.folder(check_name(name))
+        with self._lock:
+            if Collection.exists(folder):
+                raise CollectionExistsError(name)
+            engine = self._engines[name] = Engine.create(folder, self.engine_settings, self.embedder)
+            return engine
+
+    def drop(self, name: str) -> None:
+        if name == DEFAULT_COLLECTION:
+            raise ValueError("the default collection cannot be dropped; delete its documents instead")
+        folder = self.folder(check_name(name))
+        with self._lock:
+            if not Collection.exists(folder):
+                raise UnknownCollectionError(name)
+            engine = self._engines.pop(name, None)
+            if engine is not None:
+                engine.close()
+            Collection.remove(folder)
