@@ -9,11 +9,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from citeqa.service.limits import LIMIT_EXCEEDED
+from citeqa.service.route_table import route_table
 from citeqa.service.schemas import ErrorBody, ErrorResponse
 
 log = logging.getLogger("citeqa")
 
-ERROR_TYPES = {400: "invalid_request_error", 404: "not_found_error", 405: "invalid_request_error", 503: "unavailable_error"}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    503: "unavailable_error",
+}
 
 
 class ApiError(Exception):
@@ -50,11 +62,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         message, param = describe_validation(exc)
+        # Over a limit (CITEQA_MAX_CHAT_*) is a 413: well formed, but more than this server agreed to take.
+        if any(error.get("type") == LIMIT_EXCEEDED for error in exc.errors()):
+            return error_response(413, message, param, "limit_exceeded")
         return error_response(400, message, param, "invalid_request")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail))
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        response = error_response(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # RFC 9110: a 405 lists every method the path allows (Starlette names one route's)
+            response.headers["Allow"] = ", ".join(route_table(request.app).allowed_methods(request.scope["path"]))
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -20,6 +20,8 @@ from citeqa.settings import Settings
 
 # Nothing a test runs may touch the user's data home; subprocesses inherit this.
 os.environ["CITEQA_HOME"] = tempfile.mkdtemp(prefix="citeqa-test-home-")
+# TestClient sends `Host: testserver`; a server answers only to the host names it knows (service/hosts.py).
+os.environ.setdefault("CITEQA_ALLOWED_HOSTS", "testserver")
 
 SEEDS = bundled("seeds")
 SEED_ID = "000_ffb073c2a839212b.txt"
