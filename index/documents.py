@@ -1,14 +1,12 @@
-"""Loading documents from a corpus folder: one function per step, and a report of what was skipped."""
+"""Documents: what one is, checks on ids and on text that arrives as text, and the report of loading a folder."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-SUPPORTED_SUFFIXES = frozenset({".txt", ".md"})
-# A document larger than this is almost certainly not prose someone wants to ask questions of.
-MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -20,6 +18,8 @@ class Document:
     source: str
     text: str
     sha256: str
+    # Where the text came from, for locating a quote in the original: media type, page offsets, sections.
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -32,10 +32,17 @@ class SkippedFile:
 class LoadReport:
     documents: list[Document] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
+    # The source prefix of documents read from this folder ("<folder name>/"), so indexing the folder again can
+    # remove the ones whose files are gone; None when a single file was read.
+    origin: str | None = None
 
 
 class DocumentError(ValueError):
     """A file or text that cannot become a document; the message says why."""
+
+
+class UnsupportedFormatError(DocumentError):
+    """The file is not a kind of document citeqa reads (or its content contradicts its extension)."""
 
 
 def content_hash(text: str) -> str:
@@ -68,16 +75,29 @@ def make_document(doc_id: str, text: str, source: str) -> Document:
     )
 
 
-def decode_bytes(raw: bytes) -> str:
-    """Strict UTF-8 (a leading BOM is dropped); anything else is refused rather than guessed at."""
-    if len(raw) > MAX_DOCUMENT_BYTES:
-        raise DocumentError(f"larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB")
-    if b"\x00" in raw:
-        raise DocumentError("binary content (NUL bytes)")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DocumentError(f"not valid UTF-8 (byte {exc.start})") from exc
+MAX_ID_CHARS = 200
+_WINDOWS_DRIVE = re.compile(r"[A-Za-z]:")
+
+
+def check_document_id(doc_id: str) -> str:
+    """An id as a name a person or a client chose (a file name, an `ids` field); raises DocumentError unless it is a
+    clean relative path. Ids become parts of URLs and are shown to readers, so anything that could climb out of a
+    folder, look absolute, or hide characters is refused rather than rewritten."""
+    if not doc_id:
+        raise DocumentError("the id is empty")
+    if len(doc_id) > MAX_ID_CHARS:
+        raise DocumentError(f"the id has {len(doc_id)} characters, more than {MAX_ID_CHARS}")
+    if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in doc_id):
+        raise DocumentError("the id contains NUL or control characters")
+    if doc_id.strip() != doc_id:
+        raise DocumentError("the id has leading or trailing whitespace")
+    if "\\" in doc_id:
+        raise DocumentError("the id contains a backslash; use '/' between folders")
+    if doc_id.startswith("/") or _WINDOWS_DRIVE.match(doc_id):
+        raise DocumentError("the id is an absolute path; use a relative one such as 'notes/a.pdf'")
+    if any(part in ("", ".", "..") for part in doc_id.split("/")):
+        raise DocumentError("the id has an empty, '.' or '..' path segment")
+    return doc_id
 
 
 def document_id_for(path: Path, root: Path) -> str:
@@ -85,33 +105,10 @@ def document_id_for(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-def load_file(path: Path, root: Path) -> Document:
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise DocumentError(f"unsupported type '{path.suffix or '(none)'}' (supported: .txt, .md)")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DocumentError(f"unreadable: {exc.strerror or exc}") from exc
-    # The source names the file as "<corpus folder>/<relative path>": readable, and no absolute paths leak out.
-    return make_document(document_id_for(path, root), decode_bytes(raw), source=f"{root.name}/{document_id_for(path, root)}")
+def load_corpus(root: Path, **options: Any) -> LoadReport:
+    """Every file under root (recursively, sorted) that parses as a document (PDF, Word, HTML, Markdown, text);
+    a bad or unsupported file is skipped with its reason. See `citeqa.index.ingest.load_folder` for `options`."""
+    # Imported here: the parsers import this module (Document, DocumentError), so it cannot import them first.
+    from citeqa.index.ingest import load_folder
 
-
-def load_corpus(root: Path) -> LoadReport:
-    """Every .txt/.md file under root (recursively, sorted); a bad file is skipped with its reason."""
-    root = Path(root)
-    if not root.exists():
-        raise DocumentError(f"corpus folder {root} does not exist")
-    report = LoadReport()
-    paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    base = root.parent if root.is_file() else root
-    for path in paths:
-        if any(part.startswith(".") for part in path.relative_to(base).parts):
-            continue  # hidden files and folders (.git, editor swap files) are never documents
-        if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-            report.skipped.append(SkippedFile(str(path), f"unsupported type '{path.suffix or '(none)'}'"))
-            continue
-        try:
-            report.documents.append(load_file(path, base))
-        except DocumentError as exc:
-            report.skipped.append(SkippedFile(str(path), str(exc)))
-    return report
+    return load_folder(Path(root), **options)

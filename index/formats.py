@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import PurePath
 
-from citeqa.index.documents import DocumentError
+from citeqa.index.documents import UnsupportedFormatError
 
 
 class Format(StrEnum):
@@ -141,23 +141,38 @@ _BY_CONTENT: dict[Content, Format] = {
 }
 
 
+# Extensions that name something other than a document. A file so named whose bytes look like text (a truncated
+# picture, a renamed stub) is refused rather than read as text; a real PDF or Word file is still read, as with
+# any other unknown extension.
+NOT_DOCUMENT_EXTENSIONS = frozenset(
+    (  # noqa: SIM905 (a word list reads better than sixty quoted strings)
+        ".png .jpg .jpeg .gif .webp .bmp .tif .tiff .ico .heic .svg .mp3 .wav .ogg .flac .m4a .mp4 .mov .avi .mkv .webm "
+        ".zip .gz .tgz .bz2 .xz .7z .rar .tar .exe .dll .so .dylib .o .a .class .jar .pyc .whl .deb .rpm .iso .dmg "
+        ".ttf .otf .woff .woff2 .sqlite .db .npy .npz .doc .xls .xlsx .ppt .pptx .odt .ods .odp .rtf .epub"
+    ).split()
+)
+
+
 def supported_extensions() -> str:
     return ", ".join(EXTENSIONS)
 
 
 def detect_format(raw: bytes, filename: str) -> Format:
-    """The format to parse `raw` as. Raises DocumentError when the content is not a supported document or
-    contradicts the extension. A file with no extension, or one citeqa does not know, is read as its content says."""
+    """The format to parse `raw` as. Raises UnsupportedFormatError (a DocumentError) when the content is not a
+    supported document or contradicts the extension. A file with no extension, or one citeqa does not know, is read
+    as its content says."""
     suffix = PurePath(filename).suffix.lower()
     declared = EXTENSIONS.get(suffix)
     sniffed = sniff(raw, pdf_expected=declared is Format.PDF)
     if declared is None:
         detected = _BY_CONTENT.get(sniffed.content)
+        if detected in (Format.TEXT, Format.HTML) and suffix in NOT_DOCUMENT_EXTENSIONS:
+            raise UnsupportedFormatError(f"unsupported type '{suffix}' (supported: {supported_extensions()})")
         if detected is None:
-            raise DocumentError(f"unsupported file: the content is {sniffed.name} (supported: {supported_extensions()})")
+            raise UnsupportedFormatError(f"unsupported file: the content is {sniffed.name} (supported: {supported_extensions()})")
         return detected
     if sniffed.content not in _ACCEPTS[declared]:
-        raise DocumentError(f"the content is {sniffed.name}, not what the extension {suffix} says; refused")
+        raise UnsupportedFormatError(f"the content is {sniffed.name}, not what the extension {suffix} says; refused")
     return declared
 
 

@@ -9,6 +9,7 @@ hyphenation rule of normalize.py decides whether the word is rejoined.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 
@@ -18,6 +19,7 @@ import pypdfium2.raw as pdfium_c
 from citeqa.index.assemble import join_pages
 from citeqa.index.documents import DocumentError
 from citeqa.index.formats import Format, media_type
+from citeqa.index.normalize import normalize_text
 from citeqa.index.parsed import ParsedDocument, ParseLimits, clean_title, fallback_title
 from citeqa.index.pdf_layout import Line, column_order
 
@@ -80,10 +82,46 @@ def _page_text(pdf: pdfium.PdfDocument, index: int) -> str:
     return text
 
 
+# A line break inside a sentence: the line does not end a sentence, clause or hyphenated word, and goes on on the
+# next line. PDFs break lines wherever the column ends; left in, such breaks would cut sentences (and so quotes) at
+# every line.
+_SOFT_BREAK = re.compile(r"(?<=[^\s.!?:;\-\u2010])\n(?=[^\W\d_])")
+# A wrapped line fills its column: a heading, a table row or the last line of a paragraph is shorter than the
+# page's long lines (the 90th percentile of line lengths).
+_FULL_LINE = 0.6
+# The next line may also go on with a capital (a name, "I", an acronym), but so do titles, table rows and list
+# items: that takes a line that fills its column more surely, ends in a lowercase letter or a comma, and has the
+# words of running text.
+_SURELY_FULL_LINE = 0.85
+_RUNNING_TEXT_WORDS = 8
+
+
+def unwrap_lines(text: str) -> str:
+    """Join the lines of a normalised page that were broken only because the column ended (see _SOFT_BREAK)."""
+    lengths = sorted(len(line) for line in text.split("\n") if line)
+    if not lengths:
+        return text
+    long_line = lengths[min(len(lengths) - 1, int(0.9 * len(lengths)))]
+
+    def join(match: re.Match[str]) -> str:
+        line = text[text.rfind("\n", 0, match.start()) + 1 : match.start()]
+        if text[match.end()].islower():
+            return " " if len(line) >= _FULL_LINE * long_line else "\n"
+        surely_wrapped = (
+            len(line) >= _SURELY_FULL_LINE * long_line
+            and (line[-1].islower() or line[-1] == ",")
+            and len(line.split()) >= _RUNNING_TEXT_WORDS
+        )
+        return " " if surely_wrapped else "\n"
+
+    return _SOFT_BREAK.sub(join, text)
+
+
 def _pages(pdf: pdfium.PdfDocument, count: int) -> Iterator[str]:
     for index in range(count):
         try:
-            yield _page_text(pdf, index)
+            # Normalised first, so the hyphen rule (normalize.py) sees its line breaks before any is joined.
+            yield unwrap_lines(normalize_text(_page_text(pdf, index)))
         except pdfium.PdfiumError as exc:
             raise DocumentError(f"corrupt or truncated PDF: page {index + 1}: {exc}") from exc
 

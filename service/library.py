@@ -1,50 +1,137 @@
-"""Adding, replacing and removing documents while the service runs.
+"""Adding, replacing and removing documents while the service runs (one commit per request), and what the
+documents routes send back: details, original files, upload results.
 
-A change builds a new store from the live one (unchanged documents keep their vectors), saves it as a
-new index version (atomic swap on disk), then swaps the engine the routes read. Requests in flight
-finish on the engine they started with; writers queue on one lock.
+Splitting and embedding happen outside the collection's write lock; the commit itself is quick and never
+blocks readers, who keep the snapshot they started with.
 """
 
 from __future__ import annotations
 
-import threading
+from urllib.parse import quote
 
-from fastapi import FastAPI
+from fastapi.responses import FileResponse
 
-from citeqa.index.builder import build_store
 from citeqa.index.documents import Document, make_document
-from citeqa.index.engine import Engine
-from citeqa.settings import Settings
-
-_write_lock = threading.Lock()
-
-
-def _rebuild(app: FastAPI, documents: list[Document]) -> Engine:
-    engine: Engine = app.state.engine
-    settings: Settings = app.state.settings
-    store, _ = build_store(documents, engine.embedder, engine.settings.index, previous=engine.store)
-    store.save(settings.index_dir)
-    new_engine = Engine(store, engine.embedder, engine.settings)
-    app.state.engine = new_engine
-    return new_engine
+from citeqa.index.engine import DocumentInfo, Engine
+from citeqa.index.ingest import IngestReport
+from citeqa.index.locate import original_of
+from citeqa.service.errors import ApiError
+from citeqa.service.schemas import DocumentDetail, DocumentSummary, OriginalFile, UploadedFile, UploadResult
 
 
-def upsert_document(app: FastAPI, doc_id: str, text: str) -> tuple[str, Engine]:
-    """Add or replace one document; returns 'added', 'updated' or 'unchanged' and the engine after it."""
-    with _write_lock:
-        engine: Engine = app.state.engine
-        document = make_document(doc_id, text, source=f"api/{doc_id}")
-        current = engine.store.documents.get(doc_id)
-        if current is not None and current.sha256 == document.sha256:
-            return "unchanged", engine
-        others = [d for d in engine.store.documents.values() if d.id != doc_id]
-        return ("updated" if current else "added"), _rebuild(app, [*others, document])
+def upsert_document(engine: Engine, doc_id: str, text: str) -> str:
+    """Add or replace one document; returns 'added', 'updated' or 'unchanged'."""
+    result = engine.upsert([make_document(doc_id, text, source=f"api/{doc_id}")])
+    return "added" if result.added else "updated" if result.updated else "unchanged"
 
 
-def delete_document(app: FastAPI, doc_id: str) -> bool:
-    with _write_lock:
-        engine: Engine = app.state.engine
-        if doc_id not in engine.store.documents:
-            return False
-        _rebuild(app, [d for d in engine.store.documents.values() if d.id != doc_id])
-        return True
+def delete_document(engine: Engine, doc_id: str) -> bool:
+    return bool(engine.delete([doc_id]).removed)
+
+
+# -- original files -----------------------------------------------------------------------------------------------
+
+# A stored original is served as it arrived. HTML written by whoever uploaded it must not run as this server's page
+# (it would reach the API with the reader's credentials), so it is sandboxed: no scripts, no requests anywhere.
+HTML_POLICY = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+# Browsers show these themselves (PDF viewer, text); anything else (Word) is offered as a download.
+SHOWN_INLINE = frozenset({"application/pdf", "text/html", "text/plain", "text/markdown"})
+
+
+def _charset(document: Document) -> str | None:
+    """The charset a text original was read with, when a browser knows it by the same name."""
+    encoding = str(document.meta.get("metadata", {}).get("encoding", "")).lower().replace("_", "-")
+    if encoding in ("utf-8", "utf-8-sig", "ascii"):
+        return "utf-8"
+    if encoding.startswith("cp125"):
+        return "windows-" + encoding.removeprefix("cp")
+    return None
+
+
+def original_file(engine: Engine, document: Document) -> FileResponse:
+    """The document's original file, with its media type; 404 when it has none (text sent as text)."""
+    original = original_of(document.meta)
+    path = engine.originals.path(original.sha256) if original else None
+    if original is None or path is None:
+        raise ApiError(
+            404,
+            f"document '{document.id}' has no original file (it was added as text)",
+            param="doc_id",
+            code="original_not_found",
+        )
+    media_type = original.media_type
+    charset = _charset(document) if media_type.startswith("text/") else None
+    response = FileResponse(
+        path,
+        media_type=f"{media_type}; charset={charset}" if charset else media_type,
+        filename=original.filename,
+        content_disposition_type="inline" if media_type in SHOWN_INLINE else "attachment",
+    )
+    if media_type == "text/html":
+        response.headers["Content-Security-Policy"] = HTML_POLICY
+    return response
+
+
+def file_url(path_prefix: str, doc_id: str) -> str:
+    """/v1[/collections/NAME]/documents/{id}/file, with the id's segments percent-encoded."""
+    return f"{path_prefix}/documents/{quote(doc_id, safe='/')}/file"
+
+
+def document_detail(summary: DocumentSummary, document: Document, path_prefix: str) -> DocumentDetail:
+    original = original_of(document.meta)
+    pages = document.meta.get("pages")
+    metadata = document.meta.get("metadata") or {}
+    return DocumentDetail(
+        **summary.model_dump(),
+        text=document.text,
+        original=OriginalFile(
+            filename=original.filename,
+            media_type=original.media_type,
+            sha256=original.sha256,
+            bytes=original.bytes,
+            url=file_url(path_prefix, document.id),
+        )
+        if original
+        else None,
+        pages=len(pages) if isinstance(pages, list) else None,
+        metadata={str(k): str(v) for k, v in metadata.items()},
+    )
+
+
+# -- uploads ------------------------------------------------------------------------------------------------------
+
+
+def upload_result(engine: Engine, report: IngestReport) -> UploadResult:
+    files = []
+    for outcome in report.outcomes:
+        info = engine.document_info(outcome.doc_id) if outcome.doc_id and outcome.status != "failed" else None
+        files.append(
+            UploadedFile(
+                filename=outcome.filename,
+                id=outcome.doc_id,
+                status=outcome.status,
+                reason=outcome.reason,
+                media_type=outcome.media_type,
+                bytes=outcome.size,
+                document=summary_of(info) if info else None,
+            )
+        )
+    return UploadResult(
+        files=files,
+        added=report.count("added"),
+        updated=report.count("updated"),
+        unchanged=report.count("unchanged"),
+        failed=report.count("failed"),
+    )
+
+
+def summary_of(info: DocumentInfo) -> DocumentSummary:
+    return DocumentSummary(
+        id=info.id,
+        title=info.title,
+        source=info.source,
+        chunks=info.chunks,
+        sha256=info.sha256,
+        characters=info.characters,
+        media_type=info.media_type,
+    )

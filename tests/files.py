@@ -293,3 +293,93 @@ Second paragraph of the overview.
 """
 
 LATIN_TEXT = "Le garçon a mangé une pâtisserie à côté de la fenêtre.\nOù est l'hôtel ? Très bien, merci."
+
+
+# -- documents rendered from text: the file gold set and the mixed folder -------------------------------------------
+
+BODY_WIDTH = PAGE_WIDTH - 2 * LEFT_X
+
+
+def paged_pdf(title: str, pages: Sequence[str]) -> bytes:
+    """One PDF page per entry of `pages`; paragraphs (split by blank lines) wrapped to the page width."""
+    buffer = io.BytesIO()
+    canvas = Canvas(buffer, pagesize=LETTER)
+    canvas.setTitle(title)
+    for text in pages:
+        canvas.setFont(FONT, FONT_SIZE)
+        y = PAGE_HEIGHT - 72
+        for paragraph in text.split("\n\n"):
+            for line in simpleSplit(" ".join(paragraph.split()), FONT, FONT_SIZE, BODY_WIDTH):
+                canvas.drawString(LEFT_X, y, line)
+                y -= LEADING
+            y -= LEADING  # a blank line between paragraphs
+        canvas.showPage()
+    canvas.save()
+    return buffer.getvalue()
+
+
+def sectioned_docx(title: str, sections: Sequence[dict]) -> bytes:
+    """A Word document of headings (`level`) and their paragraphs."""
+    document = new_docx()
+    document.core_properties.title = title
+    for section in sections:
+        document.add_heading(section["heading"], level=section["level"])
+        for paragraph in section["paragraphs"]:
+            document.add_paragraph(paragraph)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def png_image() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+HARE_PAGES = (
+    "Hare watch\n\nVolunteers counted mountain hares on the eastern slope every morning of the winter.",
+    "The count peaked in February, when forty-two hares were seen in a single morning.",
+    "Snow buntings shared the slope with the hares and were counted as well.",
+)
+METHODS_SECTIONS = (
+    {"heading": "Equipment", "level": 1, "paragraphs": ["Every team carried a theodolite, two radios and a thermos."]},
+    {"heading": "Safety", "level": 1, "paragraphs": ["Nobody crossed the glacier alone after four in the afternoon."]},
+)
+BULLETIN_HTML = b"""<!DOCTYPE html><html><head><title>Hut bulletin</title></head><body><main>
+<h1>Hut bulletin</h1><p>The upper hut opens on the first of June and closes when the pass is snowed in.</p>
+<h2>Supplies</h2><p>Firewood is flown in by helicopter twice a season.</p></main></body></html>"""
+PLAN_MARKDOWN = "# Field plan\n\n## Week one\n\nSet up the weather station beside the lake outlet.\n"
+README_TEXT = "Readme for the survey archive.\n\nThe archive keeps every field book scanned since 1998.\n"
+
+
+def mixed_folder_files() -> tuple[dict[str, bytes], dict[str, str]]:
+    """Ten good files of every supported kind and five bad ones, by relative path; and, for each bad one, words its
+    refusal must contain. Built once per call: reportlab stamps the time into every PDF it writes."""
+    good = {
+        "survey.pdf": report_pdf(),
+        "hares.pdf": paged_pdf("Hare watch", HARE_PAGES),
+        "field.docx": report_docx(),
+        "methods.docx": sectioned_docx("Field methods", METHODS_SECTIONS),
+        "article.html": article_html(),
+        "notes/bulletin.html": BULLETIN_HTML,
+        "ice.md": MARKDOWN_DOCUMENT.encode(),
+        "notes/plan.md": PLAN_MARKDOWN.encode(),
+        "latin.txt": LATIN_TEXT.encode("cp1252"),
+        "readme.txt": README_TEXT.encode(),
+    }
+    bad = {
+        "scanned.pdf": scanned_pdf(),
+        "locked.pdf": report_pdf(encrypt_with="secret"),
+        "setup.pdf": windows_executable(),
+        "archive.docx": plain_zip({"notes.txt": b"not a word document"}),
+        "picture.png": png_image(),
+    }
+    reasons = {
+        "scanned.pdf": "no extractable text",
+        "locked.pdf": "encrypted",
+        "setup.pdf": "Windows executable",
+        "archive.docx": "zip archive",
+        "picture.png": "PNG image",
+    }
+    return good | bad, reasons

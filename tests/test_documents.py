@@ -28,11 +28,13 @@ def test_nested_files_get_relative_ids_and_bad_files_are_skipped_with_reasons(tm
 
     report = load_corpus(tmp_path)
 
-    assert sorted(d.id for d in report.documents) == ["b.txt", "notes/a.md"]
-    assert {d.id: d.title for d in report.documents}["notes/a.md"] == "Heading"
+    assert sorted(d.id for d in report.documents) == ["b.txt", "latin1.txt", "notes/a.md"]
+    by_id = {d.id: d for d in report.documents}
+    assert by_id["notes/a.md"].title == "Heading"
+    # Legacy single-byte text is read as Windows-1252 (what "Latin-1" files really are), not refused.
+    assert by_id["latin1.txt"].text == "café" and by_id["latin1.txt"].meta["metadata"]["encoding"] == "cp1252"
     reasons = {Path(s.source).name: s.reason for s in report.skipped}
     assert "binary" in reasons["binary.txt"]
-    assert "UTF-8" in reasons["latin1.txt"]
     assert "empty" in reasons["empty.txt"]
     assert "unsupported" in reasons["image.png"]
     assert ".hidden.txt" not in reasons

@@ -1,21 +1,45 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+import shutil
+from typing import Annotated
 
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+
+from citeqa.index.collection import WriterBusyError
 from citeqa.index.documents import DocumentError
 from citeqa.index.engine import DocumentInfo, Engine
-from citeqa.service.deps import EngineDep
+from citeqa.index.formats import MEDIA_TYPES
+from citeqa.index.ingest import IngestReport, ingest_files
+from citeqa.index.progress import Progress
+from citeqa.service.deps import EngineDep, SettingsDep
 from citeqa.service.errors import ApiError
-from citeqa.service.library import delete_document, upsert_document
-from citeqa.service.schemas import DocumentChange, DocumentDetail, DocumentList, DocumentSummary, DocumentUpload, ErrorResponse
+from citeqa.service.jobs import Job, JobBoard, JobsBusyError, JobsDep
+from citeqa.service.library import (
+    delete_document,
+    document_detail,
+    original_file,
+    summary_of,
+    upload_result,
+    upsert_document,
+)
+from citeqa.service.schemas import (
+    DocumentChange,
+    DocumentDetail,
+    DocumentList,
+    DocumentUpload,
+    ErrorResponse,
+    JobAccepted,
+    UploadResult,
+)
+from citeqa.service.uploads import FILES_FIELD, IDS_FIELD, ReceivedUpload, UploadLimits, is_multipart, receive_upload
+from citeqa.settings import DEFAULT_COLLECTION, Settings
 
-router = APIRouter(prefix="/v1/documents", tags=["documents"])
-
-
-def _summary(info: DocumentInfo) -> DocumentSummary:
-    return DocumentSummary(
-        id=info.id, title=info.title, source=info.source, chunks=info.chunks, sha256=info.sha256, characters=info.characters
-    )
+router = APIRouter(prefix="/documents", tags=["documents"])
+UPLOAD_SOURCE = "upload/"  # the source of an uploaded document: "upload/<id>"
 
 
 def _known(engine: Engine, doc_id: str) -> DocumentInfo:
@@ -27,7 +51,34 @@ def _known(engine: Engine, doc_id: str) -> DocumentInfo:
 
 @router.get("", response_model=DocumentList, summary="Every indexed document")
 def list_documents(engine: EngineDep) -> DocumentList:
-    return DocumentList(documents=[_summary(info) for info in engine.documents()])
+    return DocumentList(documents=[summary_of(info) for info in engine.documents()])
+
+
+# Declared before GET /{doc_id:path}, which would otherwise take "report.pdf/file" for an id.
+ORIGINAL_TYPES = ("application/pdf", *sorted(set(MEDIA_TYPES.values()) - {"application/pdf"}))
+
+
+@router.get(
+    "/{doc_id:path}/file",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the original file, with its media type (a document whose id ends in '/file': its JSON)",
+            "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in ORIGINAL_TYPES}
+            | {"application/json": {"schema": {"$ref": "#/components/schemas/DocumentDetail"}}},
+        },
+        404: {"model": ErrorResponse, "description": "no such document, or it has no original (it was added as text)"},
+    },
+    summary="The original file a document was parsed from (PDFs open at a page with #page=N)",
+)
+def get_original(doc_id: str, request: Request, engine: EngineDep) -> Response:
+    document = engine.document(doc_id)
+    if document is None and engine.document_info(f"{doc_id}/file") is not None:
+        # The path is ambiguous: it also reads as the plain GET of a document whose id ends in "/file".
+        return JSONResponse(get_document(f"{doc_id}/file", request, engine).model_dump())
+    if document is None:
+        raise ApiError(404, f"no document with id '{doc_id}'", param="doc_id", code="document_not_found")
+    return original_file(engine, document)
 
 
 @router.get(
@@ -36,28 +87,123 @@ def list_documents(engine: EngineDep) -> DocumentList:
     responses={404: {"model": ErrorResponse}},
     summary="One document with its full text, so a citation can be checked against text[quote_start:quote_end]",
 )
-def get_document(doc_id: str, engine: EngineDep) -> DocumentDetail:
+def get_document(doc_id: str, request: Request, engine: EngineDep) -> DocumentDetail:
     info = _known(engine, doc_id)
     document = engine.document(doc_id)
     assert document is not None  # the same engine snapshot answered document_info
-    return DocumentDetail(**_summary(info).model_dump(), text=document.text)
+    return document_detail(summary_of(info), document, path_prefix=request.url.path.split("/documents/", 1)[0])
+
+
+UPLOAD_FORM_SCHEMA = {
+    "type": "object",
+    "required": [FILES_FIELD],
+    "properties": {
+        FILES_FIELD: {"type": "array", "items": {"type": "string", "format": "binary"}, "description": "one or more files"},
+        IDS_FIELD: {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "optional: one id per file, in the same order (default: the file's name)",
+        },
+    },
+}
 
 
 @router.post(
     "",
-    response_model=DocumentChange,
     status_code=201,
-    responses={200: {"model": DocumentChange, "description": "replaced or unchanged"}, 400: {"model": ErrorResponse}},
-    summary="Add a document, or replace the one with the same id (indexed before the reply)",
+    response_model=None,
+    responses={
+        201: {
+            "model": DocumentChange | UploadResult,
+            "description": "added: a DocumentChange for JSON, an UploadResult (one entry per file) for multipart",
+        },
+        200: {"model": DocumentChange | UploadResult, "description": "replaced or unchanged (multipart: nothing added)"},
+        202: {"model": JobAccepted, "description": "a large upload, or wait=false: a job to poll at status_url"},
+        400: {"model": ErrorResponse},
+        413: {"model": ErrorResponse, "description": "over an upload limit, or JSON over CITEQA_MAX_REQUEST_BYTES"},
+        415: {"model": ErrorResponse, "description": "the one file sent is not a kind of document citeqa reads"},
+        503: {"model": ErrorResponse, "description": "the collection's writer is busy, or too many jobs are waiting"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": DocumentUpload.model_json_schema()},
+                "multipart/form-data": {"schema": UPLOAD_FORM_SCHEMA},
+            },
+        }
+    },
+    summary="Add documents: JSON {id, text}, or files (PDF, Word, HTML, Markdown, text) as multipart/form-data",
 )
-def add_document(upload: DocumentUpload, request: Request, response: Response, engine: EngineDep) -> DocumentChange:
+async def add_documents(
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    jobs: JobsDep,
+    wait: Annotated[
+        bool, Query(description="multipart only: false returns 202 and a job at once; true waits unless the upload is large")
+    ] = True,
+) -> JSONResponse:
+    content_type = request.headers.get("content-type", "")
+    if is_multipart(content_type):
+        return await _upload(request, engine, settings, jobs, wait)
+    if content_type and "json" not in content_type.split(";", 1)[0]:
+        raise ApiError(
+            415, f"unsupported content type '{content_type}': send application/json {{id, text}} or multipart/form-data files"
+        )
     try:
-        status, engine = upsert_document(request.app, upload.id, upload.text)
+        upload = DocumentUpload.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from exc
+    try:
+        status = await run_in_threadpool(upsert_document, engine, upload.id, upload.text)
     except DocumentError as exc:
         raise ApiError(400, f"text: {exc}", param="text") from exc
-    if status != "added":
-        response.status_code = 200
-    return DocumentChange(status=status, id=upload.id, document=_summary(_known(engine, upload.id)))
+    except WriterBusyError as exc:
+        raise ApiError(503, str(exc), code="writer_busy") from exc
+    change = DocumentChange(status=status, id=upload.id, document=summary_of(_known(engine, upload.id)))
+    return JSONResponse(change.model_dump(), status_code=201 if status == "added" else 200)
+
+
+async def _upload(request: Request, engine: Engine, settings: Settings, jobs: JobBoard, wait: bool) -> JSONResponse:
+    limits = UploadLimits(settings.max_upload_file_bytes, settings.max_upload_bytes, settings.max_upload_files)
+    folder = engine.originals.incoming()
+    handed_over = False
+    try:
+        received = await receive_upload(request, folder, limits)
+        if not wait or received.total_bytes > settings.upload_job_bytes:
+            reply = _submit(request, engine, settings, jobs, received)
+            handed_over = True  # the job removes the folder when it ends
+            return reply
+        try:
+            report = await run_in_threadpool(ingest_files, engine, received.files, UPLOAD_SOURCE, settings.parse_limits())
+        except WriterBusyError as exc:
+            raise ApiError(503, str(exc), code="writer_busy") from exc
+        if len(report.outcomes) == 1 and report.outcomes[0].status == "failed":
+            only = report.outcomes[0]
+            raise ApiError(415 if only.unsupported else 400, f"{only.filename}: {only.reason}", param=FILES_FIELD,
+                           code="unsupported_media_type" if only.unsupported else "invalid_document")  # fmt: skip
+        result = upload_result(engine, report)
+        return JSONResponse(result.model_dump(), status_code=201 if result.added else 200)
+    finally:
+        if not handed_over:
+            await run_in_threadpool(shutil.rmtree, folder, True)
+
+
+def _submit(request: Request, engine: Engine, settings: Settings, jobs: JobBoard, received: ReceivedUpload) -> JSONResponse:
+    collection = request.path_params.get("collection", DEFAULT_COLLECTION)
+    limits = settings.parse_limits()
+
+    def run(progress: Progress) -> IngestReport:
+        return ingest_files(engine, received.files, UPLOAD_SOURCE, limits, progress)
+
+    try:
+        job = jobs.submit(Job.for_files(collection, received.files, run, received.folder))
+    except JobsBusyError as exc:
+        raise ApiError(503, str(exc), code="jobs_busy") from exc
+    status_url = f"/v1/jobs/{job.id}"
+    body = JobAccepted(job=job.info(), status_url=status_url)
+    return JSONResponse(body.model_dump(), status_code=202, headers={"Location": status_url})
 
 
 @router.delete(
@@ -66,7 +212,11 @@ def add_document(upload: DocumentUpload, request: Request, response: Response, e
     responses={404: {"model": ErrorResponse}},
     summary="Remove a document and its chunks",
 )
-def remove_document(doc_id: str, request: Request, engine: EngineDep) -> DocumentChange:
-    if not delete_document(request.app, doc_id):
+def remove_document(doc_id: str, engine: EngineDep) -> DocumentChange:
+    try:
+        deleted = delete_document(engine, doc_id)
+    except WriterBusyError as exc:
+        raise ApiError(503, str(exc), code="writer_busy") from exc
+    if not deleted:
         raise ApiError(404, f"no document with id '{doc_id}'", param="doc_id", code="document_not_found")
     return DocumentChange(status="deleted", id=doc_id)

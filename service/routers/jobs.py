@@ -1,0 +1,31 @@
+"""Upload jobs: what a 202 upload is doing (stages per file, counts, a progress fraction), and the recent ones."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from citeqa.service.errors import ApiError
+from citeqa.service.jobs import JobsDep
+from citeqa.service.schemas import ErrorResponse, JobInfo, JobList
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+@router.get("", response_model=JobList, summary="Recent upload jobs, newest first (kept in memory, CITEQA_JOBS_KEPT)")
+def list_jobs(jobs: JobsDep) -> JobList:
+    return JobList(jobs=[job.info() for job in jobs.jobs()])
+
+
+@router.get(
+    "/{job_id}",
+    response_model=JobInfo,
+    responses={404: {"model": ErrorResponse}},
+    summary="One upload job: each file's stage (queued, parsing, splitting, embedding, committed, failed) and progress",
+)
+def get_job(job_id: str, jobs: JobsDep) -> JobInfo:
+    job = jobs.get(job_id)
+    if job is None:
+        raise ApiError(
+            404, f"no job with id '{job_id}' (jobs are kept in memory: a restarted server forgets them)", code="job_not_found"
+        )
+    return job.info()
