@@ -7,9 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from citeqa.index.documents import Document
+from citeqa.index.lexical import LexicalTokenizer
+from citeqa.index.quote_selector import CandidateUnits, QuestionInput, QuoteSelector
 from citeqa.index.search import Hit
+from citeqa.index.snapshot import Snapshot
 from citeqa.index.spans import Span, trim
-from citeqa.index.store import IndexStore
 
 
 @dataclass(frozen=True)
@@ -41,40 +43,68 @@ def term_overlap(query_weights: dict[str, float], sentence_terms: list[str]) -> 
 
 
 class EvidenceFinder:
-    """Scores a hit's evidence units (embedded at index time) by cosine similarity to the question plus
-    the share of the question's terms they contain, and quotes the best one, clipped to the chunk."""
+    """Chooses the quote of each hit among its evidence units (embedded at index time), clipped to the chunk.
 
-    def __init__(self, store: IndexStore, lexical_weight: float = 0.3) -> None:
-        self.store = store
+    With a selector, the unit it gives the highest probability of holding the answer is quoted; without one, the
+    unit with the best score. Either way the quote's `score` is that unit's cosine to the question plus the
+    IDF-weighted share of the question's terms it contains: the signal abstention and re-scoring are calibrated on.
+    """
+
+    def __init__(
+        self, snapshot: Snapshot, tokenizer: LexicalTokenizer, lexical_weight: float = 0.3, selector: QuoteSelector | None = None
+    ) -> None:
+        self.snapshot = snapshot
+        self.tokenizer = tokenizer
         self.lexical_weight = lexical_weight
-        # Stemmed terms of each quotable span, tokenised once: the same sentences recur across queries.
-        self._terms: dict[tuple[str, int, int], list[str]] = {}
+        self.selector = selector
 
-    def _terms_of(self, doc_id: str, spans: list[Span], texts: list[str]) -> list[list[str]]:
-        missing = [i for i, span in enumerate(spans) if (doc_id, *span) not in self._terms]
-        for i, terms in zip(missing, self.store.lexical.tokenizer.tokenize([texts[i] for i in missing]), strict=True):
-            self._terms[(doc_id, *spans[i])] = terms
-        return [self._terms[(doc_id, *span)] for span in spans]
-
-    def quotes(self, query: str, query_vector: np.ndarray, hits: list[Hit]) -> list[Quote]:
+    def quotes(self, query: str, query_terms: list[str], query_vector: np.ndarray, hits: list[Hit]) -> list[Quote]:
         """One quote per hit, in hit order; each lies inside its hit's chunk."""
         if not hits:
             return []
-        query_weights = self.store.lexical.idf(set(self.store.lexical.tokenizer.tokenize([query])[0]))
-        return [self._best_quote(hit, self.store.documents[hit.chunk.doc_id], query_weights, query_vector) for hit in hits]
-
-    def _best_quote(self, hit: Hit, document: Document, query_weights: dict[str, float], query_vector: np.ndarray) -> Quote:
-        chunk = hit.chunk
-        unit_rows = self.store.units_of_chunk[hit.row]
-        spans = [
-            trim(document.text, Span(max(u.start, chunk.start), min(u.end, chunk.end)))
-            for u in (self.store.units[r] for r in unit_rows)
+        query_weights = self.snapshot.idf(set(query_terms))
+        question = None
+        if self.selector is not None:
+            question = QuestionInput.build(query, query_vector, self.tokenizer.tokenize, self.snapshot.idf)
+        unit_lists = self.snapshot.units_of(np.array([hit.row for hit in hits], dtype=np.int64))
+        return [
+            self._best_quote(hit, units, query_weights, query_vector, question)
+            for hit, units in zip(hits, unit_lists, strict=True)
         ]
+
+    def _best_quote(
+        self,
+        hit: Hit,
+        unit_rows: np.ndarray,
+        query_weights: dict[str, float],
+        query_vector: np.ndarray,
+        question: QuestionInput | None,
+    ) -> Quote:
+        chunk = hit.chunk
+        document = self.snapshot.document_of(hit.row)
+        spans = []
+        for row in unit_rows.tolist():
+            _, start, end = self.snapshot.unit_span(row)
+            spans.append(trim(document.text, Span(max(start, chunk.start), min(end, chunk.end))))
         if not spans:
             return Quote(chunk.start, chunk.end, chunk.text, hit.dense, hit.dense)
-        cosines = self.store.unit_vectors[unit_rows] @ query_vector
+        vectors = self.snapshot.unit_vectors(unit_rows)
+        cosines = vectors @ query_vector
         texts = [document.text[span.start : span.end] for span in spans]
-        overlaps = np.array([term_overlap(query_weights, terms) for terms in self._terms_of(document.id, spans, texts)])
+        terms = [self.snapshot.unit_terms(row, self.tokenizer.tokenize) for row in unit_rows.tolist()]
+        overlaps = np.array([term_overlap(query_weights, unit_terms) for unit_terms in terms])
         scores = cosines + self.lexical_weight * overlaps
-        best = int(np.argmax(scores))
+        if question is not None and self.selector is not None:
+            previous = [self.snapshot.previous_unit(row) for row in unit_rows.tolist()]
+            previous_vectors = np.zeros_like(vectors)
+            known = [i for i, row in enumerate(previous) if row is not None]
+            if known:
+                previous_vectors[known] = self.snapshot.unit_vectors(np.array([previous[i] for i in known], dtype=np.int64))
+            previous_terms = [
+                self.snapshot.unit_terms(row, self.tokenizer.tokenize) if row is not None else [] for row in previous
+            ]
+            candidates = CandidateUnits(texts, terms, vectors, previous_vectors, previous_terms)
+            best = int(np.argmax(self.selector.score(question, candidates)))
+        else:
+            best = int(np.argmax(scores))
         return Quote(spans[best].start, spans[best].end, texts[best], float(scores[best]), float(cosines[best]))

@@ -1,0 +1,297 @@
+"""A learned quote selector: which evidence unit of a chunk is the one to quote.
+
+Every candidate unit gets a row of cheap features available at query time (cosines from vectors made at
+index time, term statistics from the lexical tokenizer, a few answer-type patterns), and a logistic model
+turns the row into a probability that the unit holds the answer. The model is a JSON file shipped beside
+this module (`quote_model.json`, written by `python -m citeqa.eval.train_quote_selector`); inference is
+numpy only.
+
+The probability is meant to compare across chunks, not just within one: the model was fitted on the units
+of the paragraph that answers a question together with the units of the closest wrong paragraph of the same
+article, so the best unit of an off-target chunk still scores low. On SQuAD that makes it the better signal
+of which paragraph answers (see the model file's cross-validation figures). Its training questions were
+written while looking at the paragraph, so it leans on shared words more than today's score does; on
+paraphrased questions its probabilities run low, and an abstention threshold must be calibrated on it
+afresh (eval/calibrate.py), not carried over from the cosine + overlap score.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+
+MODEL_FILE = "quote_model.json"
+MODEL_FORMAT = 1
+
+# The columns of quote_features, in order; the model file names them too and must agree.
+FEATURE_NAMES: tuple[str, ...] = (
+    "cosine",  # question · unit vector
+    "cosine_in_context",  # question · normalised (previous unit + unit): "He accused …" read after "Shoygu alleged …"
+    "reference_context_gain",  # for a unit opening with a pronoun, how much reading it in context raises the cosine
+    "overlap",  # IDF-weighted share of the question's stemmed terms in the unit (today's lexical quote score)
+    "overlap_in_context",  # the same share over the previous unit and the unit together
+    "bm25",  # BM25 of the unit against the question, divided by its ceiling (every term present, saturated)
+    "bigram_overlap",  # share of the question's adjacent term pairs that the unit repeats in order
+    "answer_person",  # who/whom/whose question, and the unit names someone the question does not
+    "answer_date",  # when/what year question, and the unit has a year, month, weekday or century
+    "answer_number",  # how many/much question, and the unit has a number the question does not
+    "answer_place",  # where question, and the unit has a capitalised word after in/at/from/… the question lacks
+    "position",  # 0 for the chunk's first candidate, 1 for its last
+    "first_in_document",  # no previous unit (the opening of a document, often its title)
+    "log_length",  # log of the unit's length in characters
+    "cosine_margin",  # cosine minus the best cosine among the candidates (0 for the best)
+    "overlap_margin",  # overlap minus the best overlap among the candidates
+    "bm25_margin",  # bm25 minus the best bm25 among the candidates
+)
+
+# BM25 constants for scoring a single unit: the index's defaults (LexicalSettings) and the mean stemmed length
+# of an evidence unit on the training data (a unit is scored against a fixed norm, not its store's average,
+# so a score means the same in every index).
+BM25_K1 = 0.9
+BM25_B = 0.75
+MEAN_UNIT_TERMS = 16.7
+
+# First words that make a sentence lean on the one before it ("He accused …", "This claim …");
+# two-word openers are matched on the first two words.
+REFERENCE_OPENERS = frozenset(
+    {"he", "she", "it", "they", "his", "her", "its", "their", "them", "this", "these", "those", "that", "such", "both"}
+    | {"the latter", "the former"}
+)
+
+_WORD = re.compile(r"[A-Za-z][\w’'-]*")
+_NUMBER = re.compile(r"\d[\d,.]*")
+_NUMBER_WORDS = frozenset(
+    {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"}
+    | {"thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty", "trillion"}
+    | {"thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety", "hundred", "thousand", "million", "billion"}
+    | {"dozen", "dozens", "hundreds", "thousands", "millions", "billions", "half", "quarter", "percent"}
+)
+_MONTHS = frozenset(
+    {"january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november"}
+    | {"december", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
+)
+_YEAR = re.compile(r"\b(?:1\d{3}|20\d{2})s?\b|\b\d{1,2}(?:st|nd|rd|th)\b|\bcentur(?:y|ies)\b|\bBC\b|\bAD\b")
+_PLACE = re.compile(r"\b(?:in|at|from|near|to|into|across|outside|inside|throughout)\s+(?:the\s+)?([A-Z][\w’'-]+)")
+
+# Question types, matched on the lower-cased question.
+_ASKS_NUMBER = re.compile(
+    r"\bhow (?:many|much|long|far|old|large|big|tall|high|often|fast|deep|wide|heavy)\b"
+    r"|\bwhat (?:percentage|percent|proportion|number|amount|fraction|share)\b"
+)
+_ASKS_DATE = re.compile(
+    r"\bwhen\b|\b(?:what|which) (?:year|years|date|day|month|century|decade|era|period|season)\b|\bhow long ago\b"
+)
+_ASKS_PERSON = re.compile(r"\bwho(?:m|se)?\b")
+_ASKS_PLACE = re.compile(
+    r"\bwhere\b|\b(?:what|which) (?:country|countries|city|cities|state|place|region|continent|town|area|county|nation)\b"
+)
+
+
+# Question words the stop-word list keeps. They say what kind of answer is wanted (the answer-type features read
+# them from the raw question), not which words the answer shares; and a small index that never saw "when" gives
+# it the highest IDF of all, so left in they would outweigh the words that matter.
+QUESTION_WORDS = re.compile(r"\b(?:who|whom|whose|what|when|where|why|how|which|do|does|did|many|much)\b", re.IGNORECASE)
+
+
+def content_text(question: str) -> str:
+    """The question without its question words: what its terms for overlap and BM25 are taken from."""
+    return QUESTION_WORDS.sub(" ", question)
+
+
+@dataclass(frozen=True)
+class QuestionInput:
+    """What the selector needs of the question: its text, vector and stemmed content terms with their IDF."""
+
+    text: str
+    vector: np.ndarray  # L2-normalised, as Embedder.embed_query returns it
+    terms: Sequence[str]  # stemmed terms of content_text(text) in order (LexicalTokenizer.tokenize)
+    weights: Mapping[str, float]  # IDF of each distinct term, as the index's BM25 computes it
+
+    @classmethod
+    def build(
+        cls,
+        text: str,
+        vector: np.ndarray,
+        tokenize: Callable[[list[str]], list[list[str]]],
+        idf: Callable[[set[str]], Mapping[str, float]],
+    ) -> QuestionInput:
+        """From the index's tokenizer (LexicalTokenizer.tokenize) and IDF (terms -> weights)."""
+        terms = tokenize([content_text(text)])[0]
+        return cls(text, vector, terms, dict(idf(set(terms))))
+
+
+@dataclass(frozen=True)
+class CandidateUnits:
+    """The evidence units of one chunk, in text order, with what the store already holds for each."""
+
+    texts: Sequence[str]  # the unit texts as they would be quoted
+    terms: Sequence[Sequence[str]]  # stemmed terms of each text
+    vectors: np.ndarray  # (n, d) unit vectors (store.unit_vectors rows)
+    previous_vectors: np.ndarray  # (n, d) vector of the unit before each in its document; a zero row for the first
+    previous_terms: Sequence[Sequence[str]]  # stemmed terms of that previous unit; empty for the first
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def _question_types(question: str) -> tuple[bool, bool, bool, bool]:
+    lowered = question.lower()
+    return (
+        bool(_ASKS_PERSON.search(lowered)),
+        bool(_ASKS_DATE.search(lowered)),
+        bool(_ASKS_NUMBER.search(lowered)),
+        bool(_ASKS_PLACE.search(lowered)),
+    )
+
+
+def _has_new_name(text: str, question_words: set[str]) -> bool:
+    """A capitalised word, not the sentence's first, that the question does not contain."""
+    words = _words(text)[1:]
+    return any(w[0].isupper() and w.lower() not in question_words and w.lower() not in _MONTHS for w in words)
+
+
+def _has_date(text: str) -> bool:
+    # Month names count only capitalised, so "may be carried over" is not a date.
+    return bool(_YEAR.search(text)) or any(w[0].isupper() and w.lower() in _MONTHS for w in _words(text))
+
+
+def _has_new_number(text: str, question: str) -> bool:
+    question_numbers = set(_NUMBER.findall(question))
+    if any(n not in question_numbers for n in _NUMBER.findall(text)):
+        return True
+    question_words = {w.lower() for w in _words(question)}
+    return any(w.lower() in _NUMBER_WORDS and w.lower() not in question_words for w in _words(text))
+
+
+def _has_new_place(text: str, question_words: set[str]) -> bool:
+    return any(m.group(1).lower() not in question_words for m in _PLACE.finditer(text))
+
+
+def _overlap(weights: Mapping[str, float], terms: set[str]) -> float:
+    """IDF-weighted share of the question's terms found in `terms` (as index/evidence.term_overlap)."""
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in terms) / total if total > 0 else 0.0
+
+
+def _bm25(weights: Mapping[str, float], terms: Sequence[str]) -> float:
+    """BM25 of one unit over its ceiling, so 1.0 means every question term present and saturated."""
+    total = sum(weights.values())
+    if total <= 0 or not terms:
+        return 0.0
+    counts = Counter(terms)
+    norm = BM25_K1 * (1.0 - BM25_B + BM25_B * len(terms) / MEAN_UNIT_TERMS)
+    score = sum(w * counts[t] * (BM25_K1 + 1.0) / (counts[t] + norm) for t, w in weights.items() if t in counts)
+    return score / (total * (BM25_K1 + 1.0))
+
+
+def _bigram_share(question_terms: Sequence[str], terms: Sequence[str]) -> float:
+    wanted = set(pairwise(question_terms))
+    if not wanted:
+        return 0.0
+    return len(wanted & set(pairwise(terms))) / len(wanted)
+
+
+def quote_features(question: QuestionInput, candidates: CandidateUnits) -> np.ndarray:
+    """A float64 matrix of shape (len(candidates), len(FEATURE_NAMES)): one row per candidate unit."""
+    n = len(candidates)
+    features = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float64)
+    if n == 0:
+        return features
+    q = np.asarray(question.vector, dtype=np.float64)
+    vectors = np.asarray(candidates.vectors, dtype=np.float64)
+    previous = np.asarray(candidates.previous_vectors, dtype=np.float64)
+    cosine = vectors @ q
+    # A zero previous row leaves the unit's own vector, so a first unit's context cosine is its cosine.
+    context = vectors + previous
+    context /= np.maximum(np.linalg.norm(context, axis=1, keepdims=True), 1e-12)
+    cosine_in_context = context @ q
+    first = ~np.any(previous != 0.0, axis=1)
+
+    asks_person, asks_date, asks_number, asks_place = _question_types(question.text)
+    question_words = {w.lower() for w in _words(question.text)}
+    for i, (text, terms, previous_terms) in enumerate(
+        zip(candidates.texts, candidates.terms, candidates.previous_terms, strict=True)
+    ):
+        unit_terms = set(terms)
+        opener = _words(text)[:2]
+        leans_back = bool(opener) and (
+            opener[0].lower() in REFERENCE_OPENERS or " ".join(w.lower() for w in opener) in REFERENCE_OPENERS
+        )
+        features[i] = (
+            cosine[i],
+            cosine_in_context[i],
+            max(0.0, cosine_in_context[i] - cosine[i]) if leans_back and not first[i] else 0.0,
+            _overlap(question.weights, unit_terms),
+            _overlap(question.weights, unit_terms | set(previous_terms)),
+            _bm25(question.weights, terms),
+            _bigram_share(question.terms, terms),
+            float(asks_person and _has_new_name(text, question_words)),
+            float(asks_date and _has_date(text)),
+            float(asks_number and _has_new_number(text, question.text)),
+            float(asks_place and _has_new_place(text, question_words)),
+            i / (n - 1) if n > 1 else 0.0,
+            float(first[i]),
+            math.log(max(len(text), 1)),
+            0.0,
+            0.0,
+            0.0,
+        )
+    for column, source in (("cosine_margin", "cosine"), ("overlap_margin", "overlap"), ("bm25_margin", "bm25")):
+        values = features[:, FEATURE_NAMES.index(source)]
+        features[:, FEATURE_NAMES.index(column)] = values - values.max()
+    return features
+
+
+class QuoteSelector:
+    """Scores candidate units with the shipped logistic model: P(unit holds the answer), in (0, 1)."""
+
+    def __init__(self, model: Mapping[str, object]) -> None:
+        if model.get("format") != MODEL_FORMAT:
+            raise ValueError(f"quote model format {model.get('format')!r}, expected {MODEL_FORMAT}")
+        names = tuple(model["feature_names"])  # type: ignore[arg-type]
+        if names != FEATURE_NAMES:
+            # A model fitted on other columns would score silently wrong; refuse it instead.
+            raise ValueError(f"quote model features {names} differ from the code's {FEATURE_NAMES}; retrain it")
+        self.model = dict(model)
+        self.mean = np.asarray(model["mean"], dtype=np.float64)
+        self.scale = np.asarray(model["scale"], dtype=np.float64)
+        self.coefficients = np.asarray(model["coefficients"], dtype=np.float64)
+        self.intercept = float(model["intercept"])  # type: ignore[arg-type]
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> QuoteSelector:
+        """The model shipped in the package, or the JSON file at `path`."""
+        if path is None:
+            text = resources.files("citeqa.index").joinpath(MODEL_FILE).read_text(encoding="utf-8")
+        else:
+            text = Path(path).read_text(encoding="utf-8")
+        return cls(json.loads(text))
+
+    @cached_property
+    def weights(self) -> dict[str, float]:
+        """Coefficients per standardised feature: the change in log-odds for one standard deviation."""
+        return dict(zip(FEATURE_NAMES, self.coefficients.tolist(), strict=True))
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        return ((features - self.mean) / self.scale) @ self.coefficients + self.intercept
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        """Probability per row of `features` (quote_features output); higher is better."""
+        return 1.0 / (1.0 + np.exp(-self.logits(features)))
+
+    def score(self, question: QuestionInput, candidates: CandidateUnits) -> np.ndarray:
+        return self.scores(quote_features(question, candidates))
