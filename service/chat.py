@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
 from citeqa.index.answering import NOT_FOUND
+from citeqa.index.claims import Claim, SupportScorer, check_claims, extractive_claims
 from citeqa.index.engine import Engine
 from citeqa.index.evidence import Passage
 from citeqa.service.conversation import Turn, condense
@@ -27,6 +28,7 @@ class ChatReply:
     query: str
     found: bool
     answered_by: str
+    claims: list[Claim] = field(default_factory=list)  # spans index the content too: the answer comes first
 
 
 def sources_block(cited: list[Passage]) -> str:
@@ -79,6 +81,17 @@ class UpstreamModel:
             raise ApiError(502, f"the language model at {self.base_url} did not give an answer ({type(exc).__name__})") from exc
 
 
+def clip_query(query: str, limit: int) -> str:
+    """A follow-up is searched together with an earlier question (or as a model rewrote it), which can make the
+    query longer than any one question may be; the question-length limit holds for what is searched, so the
+    end (the latest words) is kept, from a word boundary. The reply shows the query as searched."""
+    if len(query) <= limit:
+        return query
+    clipped = query[-limit:]
+    boundary = clipped.find(" ")
+    return clipped[boundary + 1 :] if 0 <= boundary < len(clipped) - 1 else clipped
+
+
 def condense_with_model(model: UpstreamModel, turns: list[Turn]) -> str:
     conversation = "\n".join(f"{t.role}: {t.content}" for t in turns if t.role in ("user", "assistant"))
     rewritten = model.complete(
@@ -87,21 +100,45 @@ def condense_with_model(model: UpstreamModel, turns: list[Turn]) -> str:
     return rewritten.strip().strip('"').strip() or condense(turns)
 
 
+@dataclass(frozen=True)
+class Generated:
+    answer: str
+    cited: list[Passage]  # cited[n - 1] is the source of marker [n]
+    claims: list[Claim]
+    found: bool
+
+
+def support_scorer(engine: Engine, passages: list[Passage]) -> SupportScorer:
+    idf = passages[0].hit.snapshot.idf if passages else (lambda terms: dict.fromkeys(terms, 1.0))
+    return SupportScorer(engine.embedder.embed, engine.tokenizer.tokenize, idf)
+
+
+def generate_answer(engine: Engine, settings: Settings, model: UpstreamModel, query: str, passages: list[Passage]) -> Generated:
+    """The upstream model's answer from the numbered passages, every sentence checked against what it cites
+    (index/claims.py): unsupporting or unknown markers removed, unsupported sentences re-cited, flagged or dropped."""
+    blocks = "\n\n".join(render("passage", marker=str(p.rank), title=p.document.title, text=p.hit.chunk.text) for p in passages)
+    raw = model.complete(load_prompt("system"), render("context", passages=blocks, question=query)).strip()
+    said = keep_known_markers(raw, len(passages))
+    if not said or NOT_FOUND.rstrip(".").lower() in said.lower():
+        return Generated(said or NOT_FOUND, [], [], False)
+    evidence = [p.hit.chunk.text for p in passages]
+    checked = check_claims(raw, evidence, support_scorer(engine, passages), settings.claim_settings())
+    return Generated(checked.text, [passages[i] for i in checked.cited], checked.claims, checked.found)
+
+
 def reply(engine: Engine, settings: Settings, turns: list[Turn]) -> ChatReply:
     last_question = next(t.content for t in reversed(turns) if t.role == "user" and t.content.strip())
     if not settings.llm_base_url:
-        query = condense(turns)
+        query = clip_query(condense(turns), settings.max_question_chars)
         answer = engine.ask(query, settings.answer_top_k)
         text = message_text(answer.composed.text, answer.cited, query, last_question)
-        return ChatReply(text, answer.cited, query, answer.composed.found, "extractive")
+        claims = extractive_claims(answer.composed, answer.passages)
+        return ChatReply(text, answer.cited, query, answer.composed.found, "extractive", claims)
 
     model = UpstreamModel(settings)
     follow_up = sum(t.role == "user" for t in turns) > 1
-    query = condense_with_model(model, turns) if follow_up else condense(turns)
+    query = clip_query(condense_with_model(model, turns) if follow_up else condense(turns), settings.max_question_chars)
     passages = engine.search(query, settings.answer_top_k)
-    blocks = "\n\n".join(render("passage", marker=str(p.rank), title=p.document.title, text=p.hit.chunk.text) for p in passages)
-    raw = model.complete(load_prompt("system"), render("context", passages=blocks, question=query))
-    answer = keep_known_markers(raw, len(passages))
-    found = bool(answer) and NOT_FOUND.rstrip(".").lower() not in answer.lower()
-    answer, cited = renumber(answer, passages) if found else (answer or NOT_FOUND, [])
-    return ChatReply(message_text(answer, cited, query, last_question), cited, query, found, settings.llm_model)
+    generated = generate_answer(engine, settings, model, query, passages)
+    text = message_text(generated.answer, generated.cited, query, last_question)
+    return ChatReply(text, generated.cited, query, generated.found, settings.llm_model, generated.claims)

@@ -19,7 +19,10 @@ from citeqa.service.prompts import load_prompt
 from citeqa.settings import Settings
 from tests.helpers import free_port
 
-REPLY = "Shoygu alleged that the West hides an occupation behind peacekeeping [2]. He also chairs a committee [7]."
+REPLY = (
+    "Shoygu said the European peacekeeping mission carries the hallmark of a planned occupation of western Ukraine [2]. "
+    "He also chairs a committee [7]."
+)
 
 
 @pytest.fixture(scope="module")

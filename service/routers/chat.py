@@ -7,6 +7,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import asdict
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
@@ -19,6 +20,7 @@ from citeqa.service.schemas import (
     ChatChoice,
     ChatCompletion,
     ChatCompletionRequest,
+    Claim,
     ErrorResponse,
     ModelCard,
     ModelList,
@@ -28,7 +30,7 @@ from citeqa.service.schemas import (
     Usage,
 )
 
-router = APIRouter(prefix="/v1", tags=["chat"], responses={400: {"model": ErrorResponse}})
+router = APIRouter(tags=["chat"], responses={400: {"model": ErrorResponse}})
 MODEL_ID = "citeqa"
 STARTED = int(time.time())
 
@@ -50,6 +52,7 @@ def _completion(request: ChatCompletionRequest, result: ChatReply) -> ChatComple
         citations=[
             NumberedCitation(marker=n, **SearchResult.of(p).citation.model_dump()) for n, p in enumerate(result.cited, start=1)
         ],
+        claims=[Claim(**asdict(c)) for c in result.claims],
         citeqa=SearchInfo(query=result.query, found=result.found, answered_by=result.answered_by),
     )
 
@@ -71,6 +74,7 @@ def _stream(completion: ChatCompletion) -> Iterator[str]:
         {},
         "stop",
         citations=[c.model_dump() for c in completion.citations],
+        claims=[c.model_dump() for c in completion.claims],
         citeqa=completion.citeqa.model_dump(),
         usage=completion.usage.model_dump(),
     )

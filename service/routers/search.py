@@ -1,13 +1,18 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 from fastapi import APIRouter
 
-from citeqa.service.deps import EngineDep
+from citeqa.index.claims import extractive_claims
+from citeqa.service.chat import UpstreamModel, generate_answer
+from citeqa.service.deps import EngineDep, SettingsDep
+from citeqa.service.errors import ApiError
 from citeqa.service.schemas import (
     AskRequest,
     AskResponse,
+    Claim,
     ErrorResponse,
     NumberedCitation,
     SearchRequest,
@@ -15,7 +20,7 @@ from citeqa.service.schemas import (
     SearchResult,
 )
 
-router = APIRouter(prefix="/v1", tags=["questions"], responses={400: {"model": ErrorResponse}})
+router = APIRouter(tags=["questions"], responses={400: {"model": ErrorResponse}})
 
 
 @router.post("/search", response_model=SearchResponse, summary="Ranked passages, each with an exact citation")
@@ -29,18 +34,33 @@ def search(request: SearchRequest, engine: EngineDep) -> SearchResponse:
     )
 
 
-@router.post("/ask", response_model=AskResponse, summary="An extractive answer with [n] citations, or 'not found'")
-def ask(request: AskRequest, engine: EngineDep) -> AskResponse:
+@router.post(
+    "/ask",
+    response_model=AskResponse,
+    summary="An answer with [n] citations (extractive, or from the upstream model), or 'not found'",
+    responses={502: {"model": ErrorResponse}},
+)
+def ask(request: AskRequest, engine: EngineDep, settings: SettingsDep) -> AskResponse:
     started = time.perf_counter()
-    answer = engine.ask(request.question, request.top_k)
-    citations = [
-        NumberedCitation(marker=n, **SearchResult.of(p).citation.model_dump()) for n, p in enumerate(answer.cited, start=1)
-    ]
+    if request.generate and not settings.llm_base_url:
+        raise ApiError(400, "generate needs an upstream language model: set CITEQA_LLM_BASE_URL", param="generate")
+    generate = bool(settings.llm_base_url) and (settings.ask_generate if request.generate is None else request.generate)
+    if generate:
+        passages = engine.search(request.question, request.top_k)
+        generated = generate_answer(engine, settings, UpstreamModel(settings), request.question, passages)
+        text, found, cited, claims = generated.answer, generated.found, generated.cited, generated.claims
+        answered_by = settings.llm_model
+    else:
+        answer = engine.ask(request.question, request.top_k)
+        text, found, cited, passages = answer.composed.text, answer.composed.found, answer.cited, answer.passages
+        claims, answered_by = extractive_claims(answer.composed, answer.passages), "extractive"
     return AskResponse(
         question=request.question,
-        answer=answer.composed.text,
-        found=answer.composed.found,
-        citations=citations,
-        passages=[SearchResult.of(p) for p in answer.passages],
+        answer=text,
+        found=found,
+        citations=[NumberedCitation(marker=n, **SearchResult.of(p).citation.model_dump()) for n, p in enumerate(cited, start=1)],
+        claims=[Claim(**asdict(c)) for c in claims],
+        answered_by=answered_by,
+        passages=[SearchResult.of(p) for p in passages],
         took_ms=round((time.perf_counter() - started) * 1000, 2),
     )
