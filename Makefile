@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# `make serve PORT=8080 HOST=0.0.0.0` picks another address (or set CITEQA_PORT / CITEQA_HOST).
 serve: install
-	$(VENV)/bin/citeqa serve
+	$(VENV)/bin/citeqa serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 # The chat page test drives Debian's Chromium through its chromedriver (never a browser download).
 browser:

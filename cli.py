@@ -10,15 +10,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from citeqa import __version__
+from citeqa.index.collection import WriterBusyError
 from citeqa.index.documents import DocumentError
 from citeqa.index.manifest import IndexMismatchError, IndexMissingError
 from citeqa.index.search import SearchMode
+from citeqa.service.keys import KeyConfigError
 from citeqa.settings import Settings
 
 if TYPE_CHECKING:
     from citeqa.index.engine import Engine
 
-USER_ERRORS = (DocumentError, IndexMismatchError, IndexMissingError, FileNotFoundError)
+USER_ERRORS = (DocumentError, IndexMismatchError, IndexMissingError, FileNotFoundError, KeyConfigError, WriterBusyError)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -31,11 +34,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    from citeqa.console import TerminalProgress
     from citeqa.service.indexing import build_from_corpus
 
     settings = _settings(args)
-    summary = build_from_corpus(settings, rebuild=args.rebuild, show_progress=True)
-    print(f"indexed {settings.corpus_dir} -> {settings.index_dir}")
+    summary = build_from_corpus(settings, rebuild=args.rebuild, progress=TerminalProgress())
+    print(f"indexed {args.path or settings.corpus_dir} -> {args.index_dir or settings.index_dir}")
     print(
         f"documents: {summary.documents} ({len(summary.added)} added, {len(summary.updated)} updated, "
         f"{len(summary.unchanged)} unchanged, {len(summary.removed)} removed)"
@@ -48,6 +52,45 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_add(args: argparse.Namespace) -> int:
+    """Add or replace files in the collection, in one commit; each file's id is its name."""
+    from citeqa.console import TerminalProgress
+    from citeqa.index.documents import check_document_id
+    from citeqa.index.embedding import Embedder
+    from citeqa.index.engine import Engine
+    from citeqa.index.ingest import IncomingFile, ingest_files
+
+    settings = _settings(args)
+    assert settings.index_dir is not None  # Settings puts it in the data home when unset
+    incoming = []
+    for name in args.files:
+        path = Path(name)
+        refused = None if path.is_file() else ("is a folder: use `citeqa index`" if path.is_dir() else "no such file")
+        doc_id: str | None = path.name
+        try:
+            check_document_id(path.name)
+        except DocumentError as exc:
+            refused, doc_id = refused or f"file name refused: {exc}", None
+        size = path.stat().st_size if refused is None else 0
+        incoming.append(IncomingFile(path, name, doc_id, size, refused=refused))
+    engine_settings = settings.engine_settings()
+    engine = Engine.create(settings.index_dir, engine_settings, Embedder(engine_settings.model, settings.embed_batch_size))
+    engine.background_merges = False
+    try:
+        report = ingest_files(engine, incoming, "add/", settings.parse_limits(), TerminalProgress())
+        engine.merge()  # here, not in a background thread the exit would cut short
+        engine.collection.sweep_originals(timeout=engine_settings.write_timeout)
+    finally:
+        engine.close()
+    print(f"added to {settings.index_dir}")
+    for outcome in report.outcomes:
+        detail = f": {outcome.reason}" if outcome.reason else ""
+        print(f"  {outcome.filename}: {outcome.status}{detail}")
+    counts = ", ".join(f"{report.count(status)} {status}" for status in ("added", "updated", "unchanged", "failed"))
+    print(f"files: {len(report.outcomes)} ({counts})")
+    return 1 if report.count("failed") else 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -57,10 +100,51 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     settings.host = args.host or settings.host
     settings.port = args.port or settings.port
+    settings.insecure = args.insecure or settings.insecure
+    # Before the model loads: a refusal should be immediate.
+    from citeqa.service.surface import refuse_to_serve, serving_notes
+
+    reason = refuse_to_serve(settings)
+    if reason:
+        print(f"citeqa: error: {reason}", file=sys.stderr)
+        return 2
+    for note in serving_notes(settings):
+        print(f"citeqa: {note}", file=sys.stderr)
     engine = open_or_build(settings, show_progress=True)  # a mismatched index fails here, with a clear message
-    counts = f"{len(engine.store.documents)} documents, {len(engine.store.chunks)} chunks"
+    stats = engine.stats()
+    counts = f"{stats.documents} documents, {stats.chunks} chunks"
     print(f"citeqa: {counts}; chat page http://{settings.host}:{settings.port}/ , API docs at /docs", file=sys.stderr)
-    uvicorn.run(create_app(settings, engine), host=settings.host, port=settings.port, log_level="info")
+    from citeqa.service.observability import configure_access_log
+
+    app = create_app(settings, engine)
+    configure_access_log()  # one JSON line per request replaces uvicorn's access log (which prints query strings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from citeqa.service.keys import Role, add_key, read_keys_file, remove_keys
+
+    path = Path(args.file) if args.file else _settings(args).api_keys_file
+    assert path is not None  # Settings puts it in the data home when unset
+    if args.action == "add":
+        key = add_key(path, Role.parse(args.role), args.note or "")
+        print(key)  # alone on stdout, so a script can capture it
+        print(f"citeqa: added a {args.role} key to {path}; only its sha256 is stored, so copy it now", file=sys.stderr)
+    elif args.action == "list":
+        for stored in read_keys_file(path) if path.exists() else []:
+            print(f"{stored.role.label:5}  {stored.digest[:16]}…  {stored.note}")
+    else:
+        removed = remove_keys(path, args.hash)
+        print(f"citeqa: removed {removed} key(s) from {path}", file=sys.stderr)
+        return 0 if removed else 1
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from citeqa.service.mcp_stdio import serve_stdio
+
+    serve_stdio(_settings(args))
     return 0
 
 
@@ -98,6 +182,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="citeqa", description="Ask questions of your documents; get answers you can check.")
+    parser.add_argument("--version", action="version", version=f"citeqa {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
@@ -106,14 +191,31 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    index = add("index", cmd_index, "build or refresh the index from a folder of .txt/.md files")
+    index = add("index", cmd_index, "build or refresh the index from a folder of documents (PDF, Word, HTML, Markdown, text)")
     index.add_argument("path", nargs="?", help="corpus folder (default: CITEQA_CORPUS_DIR or seeds/)")
     index.add_argument("--rebuild", action="store_true", help="ignore the existing index and build from scratch")
+
+    add_files = add("add", cmd_add, "add or replace files in the collection, in one commit (each file's id is its name)")
+    add_files.add_argument("files", nargs="+", metavar="FILE", help="PDF, Word (.docx), HTML, Markdown or text files")
 
     serve = add("serve", cmd_serve, "serve the HTTP API (builds the index first if there is none)")
     serve.add_argument("--host", help="default 127.0.0.1 (CITEQA_HOST)")
     serve.add_argument("--port", type=int, help="default 8000 (CITEQA_PORT)")
     serve.add_argument("--corpus", dest="path", help="corpus folder to build from when there is no index")
+    serve.add_argument("--insecure", action="store_true", help="allow a non-loopback --host without API keys (CITEQA_INSECURE)")
+
+    keys = add("keys", cmd_keys, "manage API keys (stored as sha256 hashes in CITEQA_API_KEYS_FILE)")
+    keys.add_argument("--file", help="keys file (default: CITEQA_API_KEYS_FILE or <home>/api-keys)")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    key_add = key_actions.add_parser("add", help="create a random key, print it once, store its hash")
+    key_add.add_argument("--role", choices=["read", "write"], required=True)
+    key_add.add_argument("--note", help="a note stored beside the hash, e.g. who the key is for")
+    key_actions.add_parser("list", help="the stored keys: role, start of the hash, note")
+    key_remove = key_actions.add_parser("remove", help="revoke the keys whose hash starts with HASH")
+    key_remove.add_argument("hash", help="at least the first 8 hex digits of the hash, as `keys list` shows")
+
+    mcp = add("mcp", cmd_mcp, "serve MCP tools (search, ask, documents) over stdio, for agents and desktop clients")
+    mcp.add_argument("--corpus", dest="path", help="corpus folder to build from when there is no index")
 
     ask = add("ask", cmd_ask, "answer a question with citations")
     ask.add_argument("question")

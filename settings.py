@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from citeqa.home import bundled, default_home
 from citeqa.index.answering import AnswerSettings
 from citeqa.index.builder import IndexSettings
 from citeqa.index.chunking import ChunkerSettings
-from citeqa.index.embedding import DEFAULT_MODEL
+from citeqa.index.claims import ClaimSettings, UnsupportedAction
+from citeqa.index.embedding import DEFAULT_ENCODER, DEFAULT_MODEL, EncoderName
 from citeqa.index.engine import EngineSettings
 from citeqa.index.lexical import LexicalSettings
+from citeqa.index.parsed import MIB, ParseLimits
 from citeqa.index.search import FusionMethod, RetrievalSettings, SearchMode
+from citeqa.service.limits import (
+    DEFAULT_MAX_CHAT_CHARS,
+    DEFAULT_MAX_CHAT_MESSAGES,
+    DEFAULT_MAX_QUESTION_CHARS,
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_MAX_TOP_K,
+    Limits,
+)
 
 DEFAULT_COLLECTION = "default"
 
@@ -27,6 +37,9 @@ class Settings(BaseSettings):
     index_dir: Path | None = Field(None, description="the index folder; default: <home>/collections/default")
     model: str = Field(DEFAULT_MODEL, description="embedding model: 'bundled:all-MiniLM-L6-v2', or a local path")
     embed_batch_size: int = Field(64, ge=1)
+    encoder: EncoderName = Field(
+        DEFAULT_ENCODER, description="torch (sentence-transformers), onnx (onnxruntime, fp32) or onnx-int8 (int8 weights)"
+    )
 
     chunk_size: int = Field(ChunkerSettings.chunk_size, ge=50)
     chunk_overlap: int = Field(ChunkerSettings.chunk_overlap, ge=0)
@@ -50,20 +63,71 @@ class Settings(BaseSettings):
     rerank_depth: int = Field(EngineSettings.rerank_depth, ge=1)
     min_relevance: float = AnswerSettings.min_relevance
     answer_top_k: int = Field(5, ge=1, le=50, description="passages considered by /v1/ask and chat")
+    write_timeout: float = Field(EngineSettings.write_timeout, gt=0, description="seconds a write waits for the write lock")
+    learned_quotes: bool = Field(EngineSettings.learned_quotes, description="choose quotes with the learned selector")
 
     llm_base_url: str | None = Field(None, description="an OpenAI-compatible server (…/v1); unset: extractive answers")
     llm_model: str = Field("local-model", description="model name sent to the upstream server")
     llm_api_key: str | None = Field(None, description="bearer token for the upstream server, if it needs one")
     llm_timeout: float = Field(120.0, gt=0, description="seconds to wait for the upstream server")
+    ask_generate: bool = Field(False, description="/v1/ask answers with the upstream model unless a request says generate=false")
+    claim_min_support: float = Field(
+        ClaimSettings.min_support, ge=0, le=1, description="support a cited passage must give a sentence to keep its marker"
+    )
+    unsupported_claims: UnsupportedAction = Field(
+        ClaimSettings.unsupported, description="a sentence no passage supports: flag (supported=false) or drop"
+    )
+
+    # Documents in: files parsed, uploads and upload jobs (index/ingest.py, service/uploads.py, service/jobs.py).
+    max_upload_file_bytes: int = Field(50 * MIB, ge=1, description="largest file in an upload (and in a folder), bytes")
+    max_upload_bytes: int = Field(200 * MIB, ge=1, description="largest multipart upload request, bytes")
+    max_upload_files: int = Field(100, ge=1, description="most files in one upload request")
+    upload_job_bytes: int = Field(2 * MIB, ge=0, description="uploads larger than this (in all) become a job: 202")
+    max_pdf_pages: int = Field(ParseLimits.max_pages, ge=1, description="most pages of a PDF")
+    max_unpacked_bytes: int = Field(ParseLimits.max_unpacked_bytes, ge=1, description="most bytes a .docx unpacks to")
+    max_text_chars: int = Field(ParseLimits.max_text_chars, ge=1, description="most characters of text from one file")
+    jobs_kept: int = Field(100, ge=1, description="finished upload jobs remembered by GET /v1/jobs")
+    max_queued_jobs: int = Field(20, ge=1, description="upload jobs waiting at once; more are refused with 503")
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+
+    # Security and limits: service/keys.py, auth.py, hosts.py, limits.py (README "Security and limits").
+    api_keys: SecretStr | None = Field(None, description="'read:KEY1,write:KEY2'; with no keys at all the API is open")
+    api_keys_file: Path | None = Field(None, description="keys added with `citeqa keys add` (hashes); default <home>/api-keys")
+    insecure: bool = Field(False, description="let `citeqa serve` listen on a non-loopback address without API keys")
+    allowed_hosts: str = Field("", description="Host names to answer to besides loopback and the bound host; '*': any")
+    max_request_bytes: int = Field(DEFAULT_MAX_REQUEST_BYTES, ge=1024, description="largest request body, in bytes")
+    max_question_chars: int = Field(DEFAULT_MAX_QUESTION_CHARS, ge=1, description="longest query, question or chat question")
+    max_top_k: int = Field(DEFAULT_MAX_TOP_K, ge=1, description="largest top_k a request may ask for")
+    max_chat_messages: int = Field(DEFAULT_MAX_CHAT_MESSAGES, ge=1, description="most messages in one chat request")
+    max_chat_chars: int = Field(DEFAULT_MAX_CHAT_CHARS, ge=1, description="most characters across one chat request's messages")
 
     @model_validator(mode="after")
     def _index_in_home(self) -> Settings:
         if self.index_dir is None:
             self.index_dir = self.home / "collections" / DEFAULT_COLLECTION
+        if self.api_keys_file is None:
+            self.api_keys_file = self.home / "api-keys"
         return self
+
+    def parse_limits(self) -> ParseLimits:
+        return ParseLimits(self.max_upload_file_bytes, self.max_unpacked_bytes, self.max_pdf_pages, self.max_text_chars)
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_request_bytes=self.max_request_bytes,
+            max_question_chars=self.max_question_chars,
+            max_top_k=self.max_top_k,
+            max_chat_messages=self.max_chat_messages,
+            max_chat_chars=self.max_chat_chars,
+        )
+
+    def claim_settings(self) -> ClaimSettings:
+        return ClaimSettings(min_support=self.claim_min_support, unsupported=self.unsupported_claims)
+
+    def allowed_host_names(self) -> list[str]:
+        return [name.strip() for name in self.allowed_hosts.split(",") if name.strip()]
 
     def engine_settings(self) -> EngineSettings:
         index = IndexSettings(
@@ -83,5 +147,15 @@ class Settings(BaseSettings):
         )
         answer = AnswerSettings(min_relevance=self.min_relevance)
         return EngineSettings(
-            self.model, index, retrieval, answer, self.quote_lexical_weight, self.quote_rerank_weight, self.rerank_depth
+            self.model,
+            index,
+            retrieval,
+            answer,
+            self.quote_lexical_weight,
+            self.quote_rerank_weight,
+            self.rerank_depth,
+            self.write_timeout,
+            self.learned_quotes,
+            encoder=self.encoder,
+            models_dir=self.home / "models",
         )

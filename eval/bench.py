@@ -1,15 +1,24 @@
 """Benchmark: ingestion throughput and search latency, in-process and over HTTP against `citeqa serve`.
 
-    python -m citeqa.eval.bench --dataset ../shared/data/squad-dev-a [--queries 300]
+    python -m citeqa.eval.bench --dataset ../shared/data/squad-dev-a [--queries 300] [--no-floor]
 
 Builds a fresh index of the dataset (timing chunking + embedding), then times the same queries through
 Engine.search in this process and through POST /v1/search on a real server started on loopback.
 Timings are noisy on a shared machine: it prints medians and p95 and compares the two paths as a ratio.
+
+Unless --no-floor, the same run measures the floor (eval/floor.py: sentence-transformers + FAISS IndexFlatIP behind
+one FastAPI route, dense only, whole passages) the same way and prints each citeqa figure with its ratio to the
+floor's: ingestion passages/s, p50 of the sequential queries, requests/s with `--clients` concurrent clients for
+`--seconds` seconds (distinct queries, never the timed or warm-up ones, so no query cache is hit), start-up time
+(process start to a 200 from /readyz) and the server's resident memory (at ready, and its peak after the load).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import itertools
+import json
 import os
 import statistics
 import subprocess
@@ -21,8 +30,7 @@ from pathlib import Path
 import httpx
 
 from citeqa.eval.beir import load_beir
-from citeqa.index.builder import refresh_index
-from citeqa.index.embedding import Embedder
+from citeqa.index.builder import sync_collection
 from citeqa.index.engine import Engine
 from citeqa.settings import Settings
 
@@ -32,7 +40,9 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def wait_ready(base: str, process: subprocess.Popen, seconds: float = 300, log_path: Path | None = None) -> None:
+def wait_ready(
+    base: str, process: subprocess.Popen, seconds: float = 300, log_path: Path | None = None, poll: float = 0.5
+) -> None:
     """Poll /readyz until the server answers 200; fail early, with its log, if the process exits."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -44,8 +54,124 @@ def wait_ready(base: str, process: subprocess.Popen, seconds: float = 300, log_p
                 return
         except httpx.TransportError:
             pass
-        time.sleep(0.5)
+        time.sleep(poll)
     raise RuntimeError("citeqa serve did not become ready")
+
+
+def memory_mib(pid: int) -> dict[str, float]:
+    """Resident memory now (VmRSS) and at its peak (VmHWM), MiB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {key: int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM")}
+
+
+class Server:
+    """A server process started for measuring: start-up time to a 200 from /readyz, and its memory."""
+
+    def __init__(self, command: list[str], port: int, env: dict[str, str] | None = None) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        started = time.perf_counter()
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_ready(self.base, self.process, poll=0.05)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.perf_counter() - started
+        self.ready_memory = memory_mib(self.process.pid)
+
+    def memory(self) -> dict[str, float]:
+        return memory_mib(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def sequential_ms(client: httpx.Client, request, queries: list[str], warm_up: list[str]) -> list[float]:
+    for query in warm_up:
+        request(client, query)
+    timings = []
+    for query in queries:
+        tick = time.perf_counter()
+        request(client, query).raise_for_status()
+        timings.append((time.perf_counter() - tick) * 1000)
+    return timings
+
+
+def concurrent_rate(base: str, request, queries: list[str], clients: int, seconds: float) -> dict[str, float]:
+    """`clients` clients, each sending its next query as soon as its previous answer arrives, for `seconds`."""
+
+    async def run() -> dict[str, float]:
+        counter = itertools.count()
+        done, failed = [0], [0]
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+            deadline = time.perf_counter() + seconds
+
+            async def one_client() -> None:
+                while time.perf_counter() < deadline:
+                    response = await request(client, queries[next(counter) % len(queries)])
+                    (done if response.status_code == 200 else failed)[0] += 1
+
+            started = time.perf_counter()
+            await asyncio.gather(*(one_client() for _ in range(clients)))
+            elapsed = time.perf_counter() - started
+        return {"requests": done[0], "failed": failed[0], "seconds": elapsed, "per_second": done[0] / elapsed}
+
+    return asyncio.run(run())
+
+
+def citeqa_search(top_k: int):
+    def send(client, query: str):
+        return client.post("/v1/search", json={"query": query, "top_k": top_k})
+
+    return send
+
+
+def floor_search(top_k: int):
+    def send(client, query: str):
+        return client.get("/search", params={"q": query, "k": top_k})
+
+    return send
+
+
+def measure_server(
+    server: Server, top_k: int, floor: bool, queries: list[str], warm_up: list[str], spare: list[str], args
+) -> dict[str, object]:
+    send = floor_search(top_k) if floor else citeqa_search(top_k)
+    with httpx.Client(base_url=server.base, timeout=60) as client:
+        sequential = sequential_ms(client, send, queries, warm_up)
+    rate = concurrent_rate(server.base, send, spare, args.clients, args.seconds)
+    return {
+        "sequential": sequential,
+        "startup_s": server.startup_seconds,
+        "rss_ready_mib": server.ready_memory["VmRSS"],
+        "rss_peak_mib": server.memory()["VmHWM"],
+        "p50_ms": statistics.median(sequential),
+        "p95_ms": percentile(sequential, 0.95),
+        "concurrent": rate,
+    }
+
+
+def print_floor_table(citeqa: dict, floor: dict, clients: int, seconds: float) -> None:
+    rows = [
+        ("ingestion, passages/s", citeqa["passages_per_s"], floor["passages_per_s"], "{:.1f}"),
+        ("search p50, ms (POST /v1/search vs GET /search)", citeqa["p50_ms"], floor["p50_ms"], "{:.1f}"),
+        ("search p95, ms", citeqa["p95_ms"], floor["p95_ms"], "{:.1f}"),
+        (
+            f"requests/s, {clients} concurrent clients, {seconds:.0f} s",
+            citeqa["concurrent"]["per_second"],
+            floor["concurrent"]["per_second"],
+            "{:.1f}",
+        ),
+        ("start-up to ready, s", citeqa["startup_s"], floor["startup_s"], "{:.2f}"),
+        ("server RSS at ready, MiB", citeqa["rss_ready_mib"], floor["rss_ready_mib"], "{:.0f}"),
+        ("server peak RSS after the load, MiB", citeqa["rss_peak_mib"], floor["rss_peak_mib"], "{:.0f}"),
+    ]
+    print("\n| what | citeqa | floor | citeqa / floor |")
+    print("|---|---:|---:|---:|")
+    for name, mine, theirs, shape in rows:
+        print(f"| {name} | {shape.format(mine)} | {shape.format(theirs)} | {mine / theirs:.2f} |")
 
 
 def main() -> None:
@@ -54,27 +180,37 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300, help="how many of the dataset's queries to time")
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--floor-port", type=int, default=8767)
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor server")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients for the requests/s figure")
+    parser.add_argument("--seconds", type=float, default=15.0, help="how long the concurrent clients run")
+    parser.add_argument("--output", type=Path, help="write every figure here as JSON")
     args = parser.parse_args()
 
     settings = Settings()
     dataset = load_beir(args.dataset)
     documents = dataset.documents()
-    queries = list(dataset.queries.values())[: args.queries]
-    embedder = Embedder(settings.model, settings.embed_batch_size).load()
+    every_query = list(dataset.queries.values())
+    queries = every_query[: args.queries]
+    warm_up = every_query[args.queries : args.queries + 10]  # never timed, so the query cache gives nothing away
+    spare = every_query[args.queries + 10 :] or queries  # for the concurrent clients
+    embedder = settings.engine_settings().embedder(settings.embed_batch_size).load()
+    encoder_id = embedder.encoder_id
+    print(f"encoder: {encoder_id}")
     with tempfile.TemporaryDirectory(prefix="citeqa-bench-") as folder:
         index_dir = Path(folder) / "index"
         started = time.perf_counter()
-        summary = refresh_index(index_dir, documents, embedder, settings.engine_settings().index, show_progress=True)
+        summary = sync_collection(index_dir, documents, "", embedder, settings.engine_settings().index, show_progress=True)
         build_seconds = time.perf_counter() - started
         engine = Engine.open(index_dir, settings.engine_settings(), embedder)
-        units = len(engine.store.units)
+        units = sum(len(s.reader.units) for s in engine.collection.snapshot().segments)
         print(
             f"\n{dataset.name}: {len(documents)} documents -> {summary.chunks} chunks + {units} sentences in {build_seconds:.1f}s"
         )
         texts_per_second = (summary.chunks + units) / build_seconds
         print(f"ingestion: {summary.chunks / build_seconds:.1f} chunks/s ({texts_per_second:.1f} texts embedded/s)")
 
-        for query in queries[:10]:  # warm-up
+        for query in warm_up:
             engine.search(query, args.top_k)
         in_process = []
         for query in queries:
@@ -82,27 +218,28 @@ def main() -> None:
             engine.search(query, args.top_k)
             in_process.append((time.perf_counter() - tick) * 1000)
 
+        engine.close()
+        del engine, embedder  # the server runs in its own process; this one's model would only compete for memory
         env = os.environ | {"CITEQA_INDEX_DIR": str(index_dir)}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "citeqa", "serve", "--port", str(args.port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        over_http = []
+        server = Server([sys.executable, "-m", "citeqa", "serve", "--port", str(args.port)], args.port, env)
         try:
-            base = f"http://127.0.0.1:{args.port}"
-            wait_ready(base, server)
-            with httpx.Client(base_url=base, timeout=60) as client:
-                for query in queries[:10]:
-                    client.post("/v1/search", json={"query": query, "top_k": args.top_k})
-                for query in queries:
-                    tick = time.perf_counter()
-                    client.post("/v1/search", json={"query": query, "top_k": args.top_k}).raise_for_status()
-                    over_http.append((time.perf_counter() - tick) * 1000)
+            mine = measure_server(server, args.top_k, False, queries, warm_up, spare, args)
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            server.stop()
+        mine["passages_per_s"] = len(documents) / build_seconds
+        over_http = mine.pop("sequential")
+        floor = None
+        if not args.no_floor:
+            floor_dir = Path(folder) / "floor"
+            command = [sys.executable, "-m", "citeqa.eval.floor"]
+            subprocess.run([*command, "ingest", "--dataset", str(args.dataset), "--out", str(floor_dir)], check=True)
+            floor = json.loads((floor_dir / "ingest.json").read_text())
+            server = Server([*command, "serve", "--index", str(floor_dir), "--port", str(args.floor_port)], args.floor_port)
+            try:
+                floor |= measure_server(server, args.top_k, True, queries, warm_up, spare, args)
+            finally:
+                server.stop()
+            floor.pop("sequential")
 
     print(f"\nsearch latency over {len(queries)} queries, top_k={args.top_k} (ms)")
     print("| path | p50 | p95 | mean |")
@@ -110,6 +247,16 @@ def main() -> None:
     for name, values in (("in-process", in_process), ("HTTP /v1/search", over_http)):
         print(f"| {name} | {statistics.median(values):.1f} | {percentile(values, 0.95):.1f} | {statistics.mean(values):.1f} |")
     print(f"HTTP / in-process median ratio: {statistics.median(over_http) / statistics.median(in_process):.2f}")
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line), ""
+    )
+    if floor is not None:
+        print(f"\nciteqa against the floor (sentence-transformers + FAISS IndexFlatIP, dense, whole passages); {cpu}")
+        print_floor_table(mine, floor, args.clients, args.seconds)
+    if args.output:
+        figures = {"dataset": dataset.name, "cpu": cpu, "encoder": encoder_id, "citeqa": mine, "floor": floor}
+        figures["in_process"] = {"p50_ms": statistics.median(in_process), "p95_ms": percentile(in_process, 0.95)}
+        args.output.write_text(json.dumps(figures, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ def _key(text: str) -> str:
 class CachedEmbedder(Embedder):
     """An Embedder that looks texts up in `folder/<model fingerprint>.npz` before embedding them."""
 
-    def __init__(self, folder: Path, model: str, batch_size: int = 64) -> None:
-        super().__init__(model, batch_size)
+    def __init__(self, folder: Path, model: str, batch_size: int = 64, **embedder_options) -> None:
+        super().__init__(model, batch_size, **embedder_options)
         self.folder = folder
         self._vectors: dict[str, np.ndarray] = {}
         self._loaded = False
@@ -30,7 +30,11 @@ class CachedEmbedder(Embedder):
 
     @property
     def path(self) -> Path:
-        return self.folder / f"embeddings-{self.fingerprint[:16]}.npz"
+        if self.encoder == "torch":
+            return self.folder / f"embeddings-{self.fingerprint[:16]}.npz"
+        # Another backend's vectors differ slightly: they are kept apart, keyed by the ONNX file's hash too.
+        encoder = hashlib.sha256(self.encoder_id.encode()).hexdigest()[:12]
+        return self.folder / f"embeddings-{self.fingerprint[:16]}-{self.encoder}-{encoder}.npz"
 
     def _load_cache(self) -> None:
         if self._loaded:

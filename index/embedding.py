@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -14,6 +19,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 DEFAULT_MODEL = "bundled:all-MiniLM-L6-v2"
+
+# How texts become vectors: sentence-transformers on torch, or the same model exported to ONNX and run by
+# onnxruntime, in fp32 or with int8 weights (index/onnx_encoder.py). An index records which one built it.
+EncoderName = Literal["torch", "onnx", "onnx-int8"]
+ENCODERS: tuple[str, ...] = get_args(EncoderName)
+DEFAULT_ENCODER: EncoderName = "torch"
+QUERY_CACHE_SIZE = 1024  # query vectors kept by embed_query (least recently used dropped first)
+
+# Called after every embed() with (number of texts, seconds spent encoding): the service measures encoder time
+# through this without index/ knowing anything of metrics. Observers must be quick and must not raise.
+EmbedObserver = Callable[[int, float], None]
+EMBED_OBSERVERS: list[EmbedObserver] = []
 
 
 def resolve_model_path(model: str) -> str:
@@ -40,13 +57,38 @@ def fingerprint_model(model_path: str) -> str:
     return digest.hexdigest()
 
 
-class Embedder:
-    """A light constructor; the model loads on first use (or `load()`), once."""
+def default_models_dir() -> Path:
+    """Exported ONNX models are cached in the data home, beside the collections."""
+    from citeqa.settings import Settings
 
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64) -> None:
+    return Settings().home / "models"
+
+
+class Embedder:
+    """A light constructor; the model loads on first use (or `load()`), once.
+
+    `encoder` picks the backend (ENCODERS); the ONNX ones export the model on first use into `models_dir`
+    (default `<home>/models`) and never import torch when that export is already there.
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        batch_size: int = 64,
+        encoder: str = DEFAULT_ENCODER,
+        models_dir: Path | None = None,
+        query_cache_size: int = QUERY_CACHE_SIZE,
+    ) -> None:
+        if encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {encoder!r}: choose one of {', '.join(ENCODERS)}")
         self.model_name = model
         self.model_path = resolve_model_path(model)
         self.batch_size = batch_size
+        self.encoder = encoder
+        self.models_dir = models_dir
+        self.query_cache_size = query_cache_size
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._queries_lock = threading.Lock()
 
     @cached_property
     def _model(self):
@@ -60,32 +102,63 @@ class Embedder:
         return SentenceTransformer(self.model_path, device="cpu")
 
     @cached_property
+    def _onnx(self):
+        from citeqa.index.onnx_encoder import OnnxEncoder
+
+        return OnnxEncoder(self.model_path, self.fingerprint, self.encoder, self.models_dir or default_models_dir())
+
+    @cached_property
     def fingerprint(self) -> str:
         return fingerprint_model(self.model_path)
 
     @property
+    def encoder_id(self) -> str:
+        """What turned texts into vectors: "torch", or the ONNX variant and the sha256 of the file it runs."""
+        return "torch" if self.encoder == "torch" else f"{self.encoder}:sha256:{self._onnx.sha256}"
+
+    @property
     def dimension(self) -> int:
-        return int(self._model.get_embedding_dimension())
+        return int(self._model.get_embedding_dimension()) if self.encoder == "torch" else self._onnx.dimension
 
     @property
     def max_tokens(self) -> int:
-        return int(self._model.max_seq_length)
+        return int(self._model.max_seq_length) if self.encoder == "torch" else self._onnx.max_tokens
 
     def load(self) -> Embedder:
-        _ = self._model
+        _ = self._model if self.encoder == "torch" else self._onnx
         return self
 
     def embed(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=show_progress,
-        )
+        started = time.perf_counter()
+        if self.encoder == "torch":
+            vectors = self._model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=show_progress,
+            )
+        else:
+            vectors = self._onnx.encode(texts, batch_size=self.batch_size, show_progress=show_progress)
+        elapsed = time.perf_counter() - started
+        for observer in EMBED_OBSERVERS:
+            observer(len(texts), elapsed)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed([text])[0]
+        """One text's vector, from a small LRU cache when the same text was asked recently (a copy: callers may
+        change it)."""
+        with self._queries_lock:
+            cached = self._queries.get(text)
+            if cached is not None:
+                self._queries.move_to_end(text)
+                return cached.copy()
+        vector = self.embed([text])[0]
+        if self.query_cache_size > 0:
+            with self._queries_lock:
+                self._queries[text] = vector.copy()
+                while len(self._queries) > self.query_cache_size:
+                    self._queries.popitem(last=False)
+        return vector

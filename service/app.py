@@ -6,14 +6,20 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 
 from citeqa.index.engine import Engine
+from citeqa.service.collections import CollectionRegistry
+from citeqa.service.deps import collection_name
 from citeqa.service.errors import install_error_handlers
 from citeqa.service.indexing import open_or_build
-from citeqa.service.routers import chat, documents, health, search, web
-from citeqa.settings import Settings
+from citeqa.service.jobs import JobBoard
+from citeqa.service.mcp_http import McpEndpoint
+from citeqa.service.routers import chat, collections, documents, health, jobs, search, web
+from citeqa.service.surface import install_http_surface
+from citeqa.settings import DEFAULT_COLLECTION, Settings
 
 log = logging.getLogger("citeqa")
 
@@ -25,17 +31,41 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     """An app over `engine`, or over the index in settings.index_dir (built from the corpus if missing)."""
     settings = settings or Settings()
 
+    def engine_for(collection: str) -> Engine:
+        # KeyError for an unknown collection, ValueError for an invalid name.
+        return app.state.collections.get(collection)
+
+    mcp = McpEndpoint(engine_for, settings.answer_top_k, settings.host)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The model and the index load once, here, never per request.
-        app.state.engine = engine or open_or_build(settings)
-        yield
+        default = engine or open_or_build(settings)
+        registry = CollectionRegistry(settings, default.embedder, default.settings)
+        registry.attach(DEFAULT_COLLECTION, default)
+        app.state.engine, app.state.collections = default, registry
+        # One worker runs upload jobs; stopping it stops the running job before its commit (service/jobs.py).
+        app.state.jobs = JobBoard(settings.jobs_kept, settings.max_queued_jobs)
+        app.state.jobs.start()
+        try:
+            async with mcp.running():  # MCP sessions need the SDK's task group, which lives as long as the app
+                yield
+        finally:
+            await run_in_threadpool(app.state.jobs.stop)
 
-    app = FastAPI(title="citeqa", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # docs_url=None: /docs is served from local files by install_http_surface (FastAPI's page uses a CDN).
+    app = FastAPI(title="citeqa", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
-    app.state.engine = None
+    app.state.engine = app.state.collections = app.state.jobs = None
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
-    for router in (health.router, search.router, documents.router, chat.router, web.router):
+    for router in (health.router, web.router, collections.router):
         app.include_router(router)
+    app.include_router(jobs.router, prefix="/v1")  # jobs of every collection: one worker per server
+    # Questions, documents and chat: on the default collection at /v1/..., on any at /v1/collections/{name}/...
+    for router in (search.router, documents.router, chat.router):
+        app.include_router(router, prefix="/v1")
+        app.include_router(router, prefix="/v1/collections/{collection}", dependencies=[Depends(collection_name)])
+    mcp.mount(app)  # streamable HTTP at /mcp
+    install_http_surface(app, settings)  # keys, limits, allowed hosts, security headers, request ids, metrics, /docs
     return app

@@ -4,6 +4,48 @@
 const conversation = []; // {role, content} turns sent with every question, so follow-ups resolve
 const documents = new Map(); // doc_id -> document JSON, fetched once
 const $ = (id) => document.getElementById(id);
+// The server limits how much one chat request may carry (CITEQA_MAX_CHAT_MESSAGES); the latest turns are
+// the ones follow-ups refer to, so a long conversation sends only those.
+const MAX_SENT_MESSAGES = 100;
+// A server with API keys answers 401: the page asks for a key once per tab and sends it as a Bearer token.
+// sessionStorage, not localStorage: the key is forgotten when the tab closes.
+const KEY_STORAGE = "citeqa.apiKey";
+
+function authHeaders() {
+  const key = sessionStorage.getItem(KEY_STORAGE);
+  return key ? { authorization: `Bearer ${key}` } : {};
+}
+
+// Shows the key form and resolves with the key typed into it.
+function askForKey(message) {
+  return new Promise((resolve) => {
+    const form = $("key-form");
+    $("key-message").textContent = message;
+    form.hidden = false;
+    $("api-key").value = "";
+    $("api-key").focus();
+    form.onsubmit = (event) => {
+      event.preventDefault();
+      const key = $("api-key").value.trim();
+      if (!key) return;
+      form.hidden = true;
+      form.onsubmit = null;
+      resolve(key);
+    };
+  });
+}
+
+// fetch, with the key if there is one; on 401 asks for a (new) key and tries again.
+async function apiFetch(url, options = {}) {
+  for (;;) {
+    const sentKey = Boolean(sessionStorage.getItem(KEY_STORAGE));
+    const response = await fetch(url, { ...options, headers: { ...(options.headers || {}), ...authHeaders() } });
+    if (response.status !== 401) return response;
+    sessionStorage.removeItem(KEY_STORAGE);
+    const key = await askForKey(sentKey ? "The server did not accept that key. Enter another:" : "This server needs an API key:");
+    sessionStorage.setItem(KEY_STORAGE, key);
+  }
+}
 
 function element(tag, attributes = {}, text = "") {
   const node = document.createElement(tag);
@@ -42,6 +84,8 @@ function renderAnswer(item, content, citations, info) {
     for (const citation of citations) {
       const entry = element("li");
       entry.append(citeButton(citation), document.createTextNode(` ${citation.title}: “${citation.quote}”`));
+      const where = locationText(citation);
+      if (where) entry.append(element("span", { class: "where" }, ` (${where})`));
       list.append(entry);
     }
     item.append(list);
@@ -62,12 +106,31 @@ function documentUrl(docId) {
   return "/v1/documents/" + docId.split("/").map(encodeURIComponent).join("/");
 }
 
+// "p. 3", "pp. 3–4" for PDFs; "§ Results > Table 2" for documents with headings.
+function locationText(citation) {
+  const parts = [];
+  if (citation.page_start) {
+    const end = citation.page_end || citation.page_start;
+    parts.push(end === citation.page_start ? `p. ${citation.page_start}` : `pp. ${citation.page_start}–${end}`);
+  }
+  if (citation.section) parts.push(`§ ${citation.section}`);
+  return parts.join(", ");
+}
+
+// The original file, opened at the cited page when it is a PDF (the browser's viewer reads #page=N).
+function originalLink(doc, citation) {
+  if (!doc.original) return null;
+  const page = citation.page_start ? `#page=${citation.page_start}` : "";
+  const label = citation.page_start ? `Open the original at page ${citation.page_start}` : `Open the original (${doc.original.filename})`;
+  return element("a", { href: doc.original.url + page, target: "_blank", rel: "noopener", id: "original-link" }, label);
+}
+
 // Offsets count Unicode code points (Python string indexes); JavaScript strings count UTF-16 units,
 // so the text is sliced as an array of code points.
 async function openSource(citation) {
   let doc = documents.get(citation.doc_id);
   if (!doc) {
-    const response = await fetch(documentUrl(citation.doc_id));
+    const response = await apiFetch(documentUrl(citation.doc_id));
     if (!response.ok) return showSourceError(`Could not open ${citation.doc_id} (${response.status}).`);
     doc = await response.json();
     documents.set(citation.doc_id, doc);
@@ -78,7 +141,11 @@ async function openSource(citation) {
   text.textContent = "";
   text.append(points.slice(0, citation.quote_start).join(""), mark, points.slice(citation.quote_end).join(""));
   $("source-title").textContent = doc.title;
-  $("source-meta").textContent = `${doc.source} · characters ${citation.quote_start}–${citation.quote_end}`;
+  const where = locationText(citation);
+  const meta = $("source-meta");
+  meta.textContent = `${doc.source}${where ? " · " + where : ""} · characters ${citation.quote_start}–${citation.quote_end}`;
+  const link = originalLink(doc, citation);
+  if (link) meta.append(document.createTextNode(" · "), link);
   $("source").hidden = false;
   mark.scrollIntoView({ block: "center" });
 }
@@ -120,10 +187,10 @@ async function ask(question) {
   let citations = [];
   let info = null;
   try {
-    const response = await fetch("/v1/chat/completions", {
+    const response = await apiFetch("/v1/chat/completions", {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "citeqa", messages: conversation, stream: true }),
+      body: JSON.stringify({ model: "citeqa", messages: conversation.slice(-MAX_SENT_MESSAGES), stream: true }),
     });
     if (!response.ok) {
       const problem = await response.json().catch(() => ({}));
@@ -169,3 +236,57 @@ $("new-chat").addEventListener("click", () => {
 });
 
 $("close-source").addEventListener("click", () => { $("source").hidden = true; });
+
+// Upload: the chosen files go in one multipart request as a job (wait=false); the job is polled until it ends.
+function showUpload(text, fraction) {
+  $("upload-status").hidden = false;
+  $("upload-text").textContent = text;
+  const bar = $("upload-progress");
+  if (fraction === null) bar.removeAttribute("value");
+  else bar.value = fraction;
+}
+
+function describeJob(job) {
+  if (job.state === "queued") return "Waiting for the upload worker…";
+  if (job.state === "running") {
+    const busy = job.files.find((f) => !["committed", "failed", "queued"].includes(f.stage)) || job.files[0];
+    return `${busy.filename}: ${busy.stage}… (${Math.round(job.progress * 100)}%)`;
+  }
+  return job.files.map((f) => `${f.filename}: ${f.status}${f.reason ? " — " + f.reason : ""}`).join("; ");
+}
+
+async function upload(fileList) {
+  const form = new FormData();
+  for (const file of fileList) form.append("files", file, file.name);
+  showUpload(`Uploading ${fileList.length} file(s)…`, null);
+  const response = await fetch("/v1/documents?wait=false", { method: "POST", body: form });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.error ? body.error.message : `HTTP ${response.status}`);
+  let job = body.job;
+  while (job.state === "queued" || job.state === "running") {
+    showUpload(describeJob(job), job.progress);
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    const poll = await fetch(body.status_url);
+    if (!poll.ok) throw new Error(`the job could not be read (HTTP ${poll.status})`);
+    job = await poll.json();
+  }
+  showUpload(job.error || describeJob(job), 1);
+  $("upload-status").classList.toggle("error", job.state === "failed" || job.files.some((f) => f.status === "failed"));
+}
+
+$("upload-button").addEventListener("click", () => $("upload-input").click());
+$("upload-input").addEventListener("change", async (event) => {
+  const chosen = Array.from(event.target.files);
+  event.target.value = "";
+  if (!chosen.length) return;
+  $("upload-button").disabled = true;
+  $("upload-status").classList.remove("error");
+  try {
+    await upload(chosen);
+  } catch (error) {
+    showUpload(`Upload failed: ${error.message}`, 0);
+    $("upload-status").classList.add("error");
+  } finally {
+    $("upload-button").disabled = false;
+  }
+});

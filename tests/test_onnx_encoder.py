@@ -1,0 +1,168 @@
+"""The ONNX Runtime encoder: exported from the bundled model on first use, cached, faithful to torch, and recorded
+in the index manifest so that an index is only ever searched with the backend that built it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from citeqa.home import bundled
+from citeqa.index import embedding
+from citeqa.index.builder import IndexSettings, sync_collection
+from citeqa.index.collection import MANIFEST_FILE
+from citeqa.index.documents import load_corpus
+from citeqa.index.embedding import Embedder
+from citeqa.index.engine import Engine, EngineSettings
+from citeqa.index.manifest import IndexMismatchError
+from citeqa.index.onnx_encoder import INFO_FILE, ONNX_VARIANTS, cache_folder
+
+SENTENCES = [
+    "What did Shoygu allege?",
+    "In a statement at the end of April, Shoygu alleged that the West’s intentions are obscured by the rhetoric of peacekeeping.",
+    "  Leading and trailing whitespace, ÜNÏCÖDÉ and “typographic quotes”.  ",
+    "The summit was moved to Geneva.",
+    # Far over 256 word pieces: both backends must truncate at the same place.
+    " ".join(f"clause {i} of a very long paragraph about peacekeeping contingents and their costs" for i in range(80)),
+]
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx-home") / "models"
+
+
+@pytest.fixture(scope="module")
+def onnx_fp32(models_dir: Path) -> Embedder:
+    """The export happens here, once for the module, from the bundled model into a fresh folder."""
+    assert not models_dir.exists()
+    return Embedder(encoder="onnx", models_dir=models_dir).load()
+
+
+@pytest.fixture(scope="module")
+def onnx_int8(models_dir: Path, onnx_fp32: Embedder) -> Embedder:
+    return Embedder(encoder="onnx-int8", models_dir=models_dir).load()
+
+
+def export_folder(models_dir: Path, embedder: Embedder) -> Path:
+    return cache_folder(models_dir, embedder.fingerprint)
+
+
+def test_the_export_is_cached_under_the_source_models_fingerprint_with_each_files_hash(
+    models_dir: Path, onnx_fp32: Embedder, onnx_int8: Embedder
+) -> None:
+    folder = export_folder(models_dir, onnx_fp32)
+    info = json.loads((folder / INFO_FILE).read_text())
+    assert info["source_fingerprint"] == onnx_fp32.fingerprint
+    assert info["max_seq_length"] == 256 and info["dimension"] == 384
+    for variant, name in ONNX_VARIANTS.items():
+        assert info["files"][variant] == {"file": name, "sha256": hashlib.sha256((folder / name).read_bytes()).hexdigest()}
+    assert onnx_fp32.encoder_id == f"onnx:sha256:{info['files']['onnx']['sha256']}"
+    assert onnx_int8.encoder_id == f"onnx-int8:sha256:{info['files']['onnx-int8']['sha256']}"
+    # int8 weights: a quarter of the size, give or take the graph.
+    assert (folder / "model.int8.onnx").stat().st_size < 0.35 * (folder / "model.onnx").stat().st_size
+    assert sorted(p.name for p in models_dir.iterdir()) == [folder.name], "no staging folder is left behind"
+
+
+def test_onnx_vectors_agree_with_the_torch_ones(embedder: Embedder, onnx_fp32: Embedder, onnx_int8: Embedder) -> None:
+    reference = embedder.embed(SENTENCES)
+    fp32, int8 = onnx_fp32.embed(SENTENCES), onnx_int8.embed(SENTENCES)
+    for vectors in (fp32, int8):
+        assert vectors.shape == (len(SENTENCES), 384) and vectors.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.min(np.sum(fp32 * reference, axis=1)) > 0.999
+    assert np.min(np.sum(int8 * reference, axis=1)) > 0.97
+    # Rankings survive: each sentence is still nearest to its own torch vector.
+    assert list(np.argmax(int8 @ reference.T, axis=1)) == list(range(len(SENTENCES)))
+    assert onnx_int8.max_tokens == embedder.max_tokens == 256
+
+
+def test_a_second_construction_reuses_the_export(models_dir: Path, onnx_int8: Embedder) -> None:
+    folder = export_folder(models_dir, onnx_int8)
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    again = Embedder(encoder="onnx-int8", models_dir=models_dir).load()
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+    assert again.encoder_id == onnx_int8.encoder_id
+    np.testing.assert_array_equal(again.embed(SENTENCES[:2]), onnx_int8.embed(SENTENCES[:2]))
+
+
+def test_a_changed_onnx_file_is_refused(models_dir: Path, onnx_int8: Embedder, tmp_path: Path) -> None:
+    copy = tmp_path / "models"
+    shutil.copytree(models_dir, copy)
+    target = export_folder(copy, onnx_int8) / "model.int8.onnx"
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(RuntimeError, match="sha256"):
+        Embedder(encoder="onnx-int8", models_dir=copy).load()
+
+
+def test_the_onnx_path_never_imports_torch(models_dir: Path, onnx_int8: Embedder) -> None:
+    script = (
+        "import sys; from pathlib import Path; from citeqa.index.embedding import Embedder; "
+        f"e = Embedder(encoder='onnx-int8', models_dir=Path({str(models_dir)!r})); v = e.embed_query('hello'); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'sentence_transformers', 'transformers'}), v.shape)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[] (384,)"
+
+
+def test_an_index_built_with_one_backend_is_refused_by_another(
+    tmp_path: Path, models_dir: Path, embedder: Embedder, onnx_fp32: Embedder, onnx_int8: Embedder
+) -> None:
+    report = load_corpus(bundled("seeds"))
+    sync_collection(tmp_path / "torch", report.documents, report.origin, embedder, IndexSettings())
+    refusal = r"encoder: index has 'torch', settings want 'onnx-int8:sha256:[0-9a-f]{64}'"
+    with pytest.raises(IndexMismatchError, match=refusal) as e:
+        Engine.open(tmp_path / "torch", EngineSettings(encoder="onnx-int8", models_dir=models_dir), onnx_int8)
+    assert "citeqa index --rebuild" in str(e.value)
+
+    sync_collection(tmp_path / "int8", report.documents, report.origin, onnx_int8, IndexSettings())
+    manifest = json.loads((tmp_path / "int8" / MANIFEST_FILE).read_text())
+    assert manifest["model"]["encoder"] == onnx_int8.encoder_id
+    for other in (embedder, onnx_fp32):  # torch, and the fp32 ONNX file (another hash)
+        with pytest.raises(IndexMismatchError, match="encoder: index has 'onnx-int8:sha256:"):
+            Engine.open(tmp_path / "int8", EngineSettings(encoder=other.encoder, models_dir=models_dir), other)
+
+    engine = Engine.open(tmp_path / "int8", EngineSettings(encoder="onnx-int8", models_dir=models_dir), onnx_int8)
+    try:
+        top = engine.search("what did Shoygu allege?", 1)[0]
+        assert top.quote.text.startswith("In a statement at the end of April, Shoygu alleged")
+    finally:
+        engine.close()
+
+
+def test_a_manifest_from_before_backends_reads_as_torch(tmp_path: Path, embedder: Embedder) -> None:
+    report = load_corpus(bundled("seeds"))
+    sync_collection(tmp_path / "idx", report.documents, report.origin, embedder, IndexSettings())
+    path = tmp_path / "idx" / MANIFEST_FILE
+    payload = json.loads(path.read_text())
+    del payload["model"]["encoder"]
+    path.write_text(json.dumps(payload))
+    Engine.open(tmp_path / "idx", EngineSettings(), embedder).close()
+
+
+def test_query_vectors_come_from_a_small_lru_cache(onnx_int8: Embedder) -> None:
+    cached = Embedder(encoder="onnx-int8", models_dir=onnx_int8.models_dir, query_cache_size=2)
+    cached._onnx = onnx_int8._onnx  # share the loaded session
+    calls: list[int] = []
+    embedding.EMBED_OBSERVERS.append(lambda count, _seconds: calls.append(count))
+    try:
+        first = cached.embed_query("alpha")
+        first[:] = 0  # a caller changing its copy must not change the cache
+        np.testing.assert_array_equal(cached.embed_query("alpha"), onnx_int8.embed(["alpha"])[0])
+        assert len(calls) == 2  # the onnx_int8.embed above; the second embed_query was a hit
+        cached.embed_query("beta")
+        cached.embed_query("gamma")  # evicts "alpha", the least recently used
+        cached.embed_query("beta")
+        assert len(calls) == 4
+        cached.embed_query("alpha")
+        assert len(calls) == 5
+    finally:
+        embedding.EMBED_OBSERVERS.pop()
