@@ -240,14 +240,23 @@ class Collection:
         return int(documents), int(chunks)
 
     def document(self, doc_id: str) -> Document | None:
-        row = self.document_row(doc_id)
-        if row is None:
-            return None
-        for segment in self.snapshot().segments:
-            if segment.reader.name == row.segment:
-                return segment.reader.document(row.local)
-        # Committed after the snapshot we hold: open the segment directly.
-        return SegmentReader(self.folder / SEGMENTS_DIR / row.segment).document(row.local)
+        entry = self.document_entry(doc_id)
+        return entry[1] if entry else None
+
+    def document_entry(self, doc_id: str) -> tuple[DocumentRow, Document] | None:
+        """A document's catalog row and the document it points at, read together (one row, one version)."""
+        for _ in range(3):  # a merge may drop the row's segment between the two reads: read the row again
+            row = self.document_row(doc_id)
+            if row is None:
+                return None
+            for segment in self.snapshot().segments:
+                if segment.reader.name == row.segment:
+                    return row, segment.reader.document(row.local)
+            try:  # committed after the snapshot we hold: open the segment directly
+                return row, SegmentReader(self.folder / SEGMENTS_DIR / row.segment).document(row.local)
+            except (OSError, sqlite3.Error):
+                continue
+        return None
 
     def chunks(self, doc_id: str) -> list[Chunk]:
         row = self.document_row(doc_id)

@@ -119,11 +119,17 @@ class Engine:
         return self.collection.document(doc_id)
 
     def document_info(self, doc_id: str) -> DocumentInfo | None:
-        row = self.collection.document_row(doc_id)
-        document = self.collection.document(doc_id) if row else None
-        if row is None or document is None:
+        entry = self.document_entry(doc_id)
+        return entry[0] if entry else None
+
+    def document_entry(self, doc_id: str) -> tuple[DocumentInfo, Document] | None:
+        """A document and what a listing says of it, from one read: never the summary of one version with the text
+        of another."""
+        entry = self.collection.document_entry(doc_id)
+        if entry is None:
             return None
-        return DocumentInfo(
+        row, document = entry
+        info = DocumentInfo(
             document.id,
             document.title,
             document.source,
@@ -132,6 +138,7 @@ class Engine:
             len(document.text),
             document.meta.get("media_type"),
         )
+        return info, document
 
     def chunks(self, doc_id: str) -> list[Chunk]:
         """The live chunks of one document, in order (empty for an unknown id)."""

@@ -39,6 +39,10 @@ def test_eight_clients_during_writes_see_no_errors_and_only_checkable_citations(
             reply = client.get(f"/v1/documents/{citation['doc_id']}")
             if reply.status_code == 404:
                 return  # deleted meanwhile
+            if reply.status_code != 200:
+                with lock:
+                    errors.append(f"GET document {reply.status_code}: {reply.text[:200]}")
+                return
             document = reply.json()
             with lock:
                 if document["sha256"] != citation["sha256"]:
@@ -92,7 +96,15 @@ def test_eight_clients_during_writes_see_no_errors_and_only_checkable_citations(
                             errors.append(f"write {reply.status_code}: {reply.text[:200]}")
                     n += 1
 
-        threads = [threading.Thread(target=reader, args=(i,)) for i in range(8)] + [threading.Thread(target=writer)]
+        def guarded(work, *args) -> None:  # an exception in a client thread fails the test, not just the thread
+            try:
+                work(*args)
+            except Exception as exc:
+                with lock:
+                    errors.append(f"{work.__name__}: {exc!r}")
+
+        threads = [threading.Thread(target=guarded, args=(reader, i)) for i in range(8)]
+        threads.append(threading.Thread(target=guarded, args=(writer,)))
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -88,9 +88,10 @@ def get_original(doc_id: str, request: Request, engine: EngineDep) -> Response:
     summary="One document with its full text, so a citation can be checked against text[quote_start:quote_end]",
 )
 def get_document(doc_id: str, request: Request, engine: EngineDep) -> DocumentDetail:
-    info = _known(engine, doc_id)
-    document = engine.document(doc_id)
-    assert document is not None  # the same engine snapshot answered document_info
+    entry = engine.document_entry(doc_id)
+    if entry is None:
+        raise ApiError(404, f"no document with id '{doc_id}'", param="doc_id", code="document_not_found")
+    info, document = entry
     return document_detail(summary_of(info), document, path_prefix=request.url.path.split("/documents/", 1)[0])
 
 
