@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         # KeyError for an unknown collection, ValueError for an invalid name.
         return app.state.collections.get(collection)
 
-    mcp = McpEndpoint(engine_for, settings.answer_top_k, settings.host)
+    mcp = McpEndpoint(engine_for, settings.answer_top_k, settings.host, settings.limits())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

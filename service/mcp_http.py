@@ -16,6 +16,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
+from citeqa.service.limits import DEFAULT_LIMITS, Limits
 from citeqa.service.mcp_server import EngineFor, build_mcp_server
 
 MCP_PATH = "/mcp"
@@ -24,8 +25,10 @@ MCP_PATH = "/mcp"
 class McpEndpoint:
     """An ASGI endpoint that hands each request to the session manager of the current lifespan."""
 
-    def __init__(self, engine_for: EngineFor, answer_top_k: int = 5, host: str = "127.0.0.1") -> None:
-        self.server = build_mcp_server(engine_for, answer_top_k)
+    def __init__(
+        self, engine_for: EngineFor, answer_top_k: int = 5, host: str = "127.0.0.1", limits: Limits = DEFAULT_LIMITS
+    ) -> None:
+        self.server = build_mcp_server(engine_for, answer_top_k, limits)
         # Bound to a loopback host, the SDK checks Host and Origin headers (DNS-rebinding protection).
         self._host = host
         self._manager: StreamableHTTPSessionManager | None = None

@@ -5,8 +5,8 @@ checked exactly like one found over HTTP: `document.text[quote_start:quote_end] 
 elsewhere: `citeqa mcp` serves this over stdio (cli.py), the FastAPI app mounts it at /mcp (mcp_http.py).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: the tools' argument types are built per server from its limits,
+# inside build_mcp_server, and the SDK reads them from the signature, so they must be evaluated where defined.
 from collections.abc import Callable
 from typing import Annotated
 
@@ -16,9 +16,8 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from citeqa.index.engine import Engine
+from citeqa.service.limits import DEFAULT_LIMITS, Limits
 from citeqa.service.schemas import (
-    MAX_QUERY_CHARS,
-    MAX_TOP_K,
     Citation,
     DocumentSummary,
     NumberedCitation,
@@ -36,9 +35,6 @@ Use `search` to gather evidence (ranked passages, each with its best quote), `as
 from quoted sentences with [n] markers (or "Not found in the documents."), `list_documents` to see what
 can be searched, and `get_document` with a character range to read the text around a quote."""
 
-# Limits are the HTTP API's, imported rather than repeated, so both faces refuse the same input.
-Query = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, description=f"1-{MAX_QUERY_CHARS} characters")]
-TopK = Annotated[int, Field(ge=1, le=MAX_TOP_K, description=f"how many passages, 1-{MAX_TOP_K}")]
 CollectionName = Annotated[str, Field(min_length=1, description="which document collection to use")]
 Offset = Annotated[int | None, Field(ge=0, description="character offset into the document's text")]
 
@@ -97,12 +93,19 @@ def _range(start: int | None, end: int | None, length: int) -> tuple[int, int]:
     return start, end
 
 
-def build_mcp_server(engine_for: EngineFor, answer_top_k: int = 5) -> MCPServer:
-    """The MCP tools over the engines `engine_for` hands out (asked per call, so a swapped engine is seen)."""
+def build_mcp_server(engine_for: EngineFor, answer_top_k: int = 5, limits: Limits = DEFAULT_LIMITS) -> MCPServer:
+    """The MCP tools over the engines `engine_for` hands out (asked per call, so a swapped engine is seen).
+
+    `limits` are the server's own (CITEQA_MAX_QUESTION_CHARS, CITEQA_MAX_TOP_K), the ones its HTTP API applies, so
+    both faces refuse the same input and each tool's schema states the limits that hold."""
     server = MCPServer("citeqa", version="0.1.0", instructions=INSTRUCTIONS, log_level="WARNING")
+    chars, most = limits.max_question_chars, limits.max_top_k
+    Query = Annotated[str, Field(min_length=1, max_length=chars, description=f"1-{chars} characters")]  # noqa: N806
+    TopK = Annotated[int, Field(ge=1, le=most, description=f"how many passages, 1-{most}")]  # noqa: N806
+    default_top_k = min(5, most)
 
     @server.tool(annotations=READ_ONLY)
-    def search(query: Query, top_k: TopK = 5, collection: CollectionName = DEFAULT_COLLECTION) -> SearchOutput:
+    def search(query: Query, top_k: TopK = default_top_k, collection: CollectionName = DEFAULT_COLLECTION) -> SearchOutput:
         """Find evidence: the passages that best match the query, ranked, each with its best sentence as a
         quote and exact character offsets (doc_id, quote_start, quote_end) into its document. Use it to
         collect sources before answering, or to see more than `ask` shows."""

@@ -43,6 +43,6 @@ def serve_stdio(settings: Settings) -> None:
     count = len(engine.documents())
     print(f"citeqa mcp: serving {settings.index_dir} ({count} document{'' if count == 1 else 's'}) over stdio", file=sys.stderr)
     try:
-        build_mcp_server(collections.get, settings.answer_top_k).run("stdio")
+        build_mcp_server(collections.get, settings.answer_top_k, settings.limits()).run("stdio")
     finally:
         engine.close()

@@ -24,11 +24,13 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, TextContent
 
-from citeqa.service.schemas import MAX_QUERY_CHARS, MAX_TOP_K
 from tests.conftest import SEED_ID
 from tests.helpers import CITEQA, citeqa_env, run_citeqa, running_server
 
 TOOLS = {"search", "ask", "list_documents", "get_document"}
+# Both servers run with limits other than the defaults: the tools must apply the server's settings, as HTTP does.
+MAX_QUERY_CHARS, MAX_TOP_K = 300, 7
+LIMITS = {"CITEQA_MAX_QUESTION_CHARS": str(MAX_QUERY_CHARS), "CITEQA_MAX_TOP_K": str(MAX_TOP_K)}
 SHOYGU = "what did Shoygu allege?"
 
 
@@ -68,7 +70,7 @@ def connect(transport: AbstractAsyncContextManager[Any]) -> Iterator[McpClient]:
 @pytest.fixture(scope="module")
 def stdio_mcp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[McpClient]:
     home = tmp_path_factory.mktemp("mcp-home")
-    env = citeqa_env(home / "collections" / "default", CITEQA_HOME=str(home))
+    env = citeqa_env(home / "collections" / "default", CITEQA_HOME=str(home), **LIMITS)
     built = run_citeqa("index", env=env)
     assert built.returncode == 0, built.stderr
     server = StdioServerParameters(command=CITEQA[0], args=[*CITEQA[1:], "mcp"], env=env)
@@ -78,7 +80,7 @@ def stdio_mcp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[McpClient]:
 
 @pytest.fixture(scope="module")
 def http_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_server(tmp_path_factory.mktemp("mcp-http") / "index") as base:  # serve builds the seed index
+    with running_server(tmp_path_factory.mktemp("mcp-http") / "index", **LIMITS) as base:  # serve builds the seed index
         yield base
 
 
