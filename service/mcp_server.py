@@ -100,8 +100,8 @@ def build_mcp_server(engine_for: EngineFor, answer_top_k: int = 5, limits: Limit
     both faces refuse the same input and each tool's schema states the limits that hold."""
     server = MCPServer("citeqa", version="0.1.0", instructions=INSTRUCTIONS, log_level="WARNING")
     chars, most = limits.max_question_chars, limits.max_top_k
-    Query = Annotated[str, Field(min_length=1, max_length=chars, description=f"1-{chars} characters")]  # noqa: N806
-    TopK = Annotated[int, Field(ge=1, le=most, description=f"how many passages, 1-{most}")]  # noqa: N806
+    Query = Annotated[str, Field(min_length=1, max_length=chars, description=f"1-{chars} characters")]
+    TopK = Annotated[int, Field(ge=1, le=most, description=f"how many passages, 1-{most}")]
     default_top_k = min(5, most)
 
     @server.tool(annotations=READ_ONLY)
