@@ -154,6 +154,15 @@ class JobsBusyError(RuntimeError):
     pass
 
 
+@dataclass(frozen=True)
+class BoardSummary:
+    """What /metrics shows of the board: jobs by state now, files of unfinished jobs by stage, jobs ended so far."""
+
+    jobs: dict[JobState, int]
+    files_in_flight: dict[Stage, int]
+    ended: dict[JobState, int]
+
+
 class JobBoard:
     """The jobs of one server and the one worker thread that runs them, oldest first."""
 
@@ -165,6 +174,7 @@ class JobBoard:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
+        self._ended: dict[JobState, int] = {"done": 0, "failed": 0}  # never trimmed, unlike the finished jobs
 
     def start(self) -> None:
         self._worker = threading.Thread(target=self._work, name="citeqa-jobs", daemon=True)
@@ -203,6 +213,20 @@ class JobBoard:
     def jobs(self) -> list[Job]:
         with self._lock:
             return list(reversed(self._jobs.values()))
+
+    def summary(self) -> BoardSummary:
+        jobs: dict[JobState, int] = {"queued": 0, "running": 0, "done": 0, "failed": 0}
+        in_flight = {stage: 0 for stage in (Stage.QUEUED, *WORK_STAGES)}
+        for job in self.jobs():
+            with job.lock:
+                jobs[job.state] += 1
+                if job.state in ("queued", "running"):
+                    for entry in job.files:
+                        if entry.stage in in_flight:
+                            in_flight[entry.stage] += 1
+        with self._lock:
+            ended = dict(self._ended)
+        return BoardSummary(jobs, in_flight, ended)
 
     def _trim(self) -> None:
         """Forget the oldest finished jobs beyond `kept` (queued and running ones are never forgotten)."""
@@ -254,6 +278,7 @@ class JobBoard:
         if job.folder is not None:
             shutil.rmtree(job.folder, ignore_errors=True)
         with self._lock:
+            self._ended[job.state] += 1
             self._trim()
 
 

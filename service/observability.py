@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -94,6 +94,33 @@ class _IndexSizeCollector(Collector):
             yield DEFAULT_COLLECTION, state.engine.stats()
 
 
+class _JobsCollector(Collector):
+    """Upload jobs by state, the files of unfinished jobs by stage, and jobs ended since the server started."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[Metric]:
+        board = getattr(self.app.state, "jobs", None)
+        if board is None:  # not started yet, or stopped
+            return
+        summary = board.summary()
+        jobs = GaugeMetricFamily("citeqa_jobs", "Upload jobs on the board, by state", labels=["state"])
+        for state, count in summary.jobs.items():
+            jobs.add_metric([state], count)
+        files = GaugeMetricFamily(
+            "citeqa_job_files", "Files of queued and running upload jobs, by the stage they are in", labels=["stage"]
+        )
+        for stage, count in summary.files_in_flight.items():
+            files.add_metric([stage.value], count)
+        ended = CounterMetricFamily("citeqa_jobs_ended", "Upload jobs ended since the server started", labels=["state"])
+        for state, count in summary.ended.items():
+            ended.add_metric([state], count)
+        yield jobs
+        yield files
+        yield ended
+
+
 class Metrics:
     def __init__(self, app: FastAPI) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -103,6 +130,7 @@ class Metrics:
             "citeqa_http_request_duration_seconds", "Time to answer an HTTP request", labels, registry=self.registry
         )
         self.registry.register(_IndexSizeCollector(app))
+        self.registry.register(_JobsCollector(app))
         self.registry.register(_EncoderCollector())
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -181,7 +209,7 @@ def install_metrics_route(app: FastAPI, metrics: Metrics) -> None:
         prometheus_metrics,
         methods=["GET"],
         tags=["health"],
-        summary="Prometheus metrics: requests and latency by route and status, index size, encoder time",
+        summary="Prometheus metrics: requests and latency by route and status, index size, upload jobs, encoder time",
         response_class=Response,
         responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format"}},
     )

@@ -1,4 +1,4 @@
-"""Running the real `citeqa` command and a real uvicorn server for end-to-end tests."""
+"""Running the real `citeqa` command and a real uvicorn server for end-to-end tests; reading /metrics."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from citeqa.eval.bench import wait_ready
 
@@ -48,3 +51,18 @@ def running_server(index_dir: Path, **extra_env: str) -> Iterator[str]:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def metric_samples(client: TestClient) -> dict[tuple[str, frozenset], float]:
+    """Every sample /metrics shows, keyed by name and labels."""
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    found = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return found
+
+
+def metric_value(found: dict, name: str, **labels: str) -> float:
+    return found.get((name, frozenset(labels.items())), 0.0)

@@ -15,6 +15,7 @@ from citeqa.index.originals import INCOMING_DIR, ORIGINALS_DIR
 from citeqa.service.jobs import STOPPED
 from citeqa.settings import Settings
 from tests import files
+from tests.helpers import metric_samples, metric_value
 from tests.upload_helpers import files_form, upload_app
 
 STAGE_ORDER = ["queued", "parsing", "splitting", "embedding", "committing", "committed"]
@@ -49,13 +50,15 @@ def test_a_large_pdf_moves_through_its_stages_while_searches_keep_answering(
         assert body["job"]["files"][0]["stage"] in ("queued", "parsing")
         assert body["job"]["counts"]["files"] == 1
 
-        seen, answered_meanwhile = [], 0
+        seen, answered_meanwhile, embedding_metrics = [], 0, None
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             job = client.get(body["status_url"]).json()
             seen.append(job)
             if job["state"] in ("done", "failed"):
                 break
+            if embedding_metrics is None and job["files"][0]["stage"] == "embedding":
+                embedding_metrics = metric_samples(client)
             # Searches answer meanwhile, from the last commit: the PDF is not searchable until its job commits.
             results = client.post("/v1/search", json={"query": "mountain hares change their coats", "top_k": 3})
             assert results.status_code == 200
@@ -70,6 +73,16 @@ def test_a_large_pdf_moves_through_its_stages_while_searches_keep_answering(
             "filename": "large.pdf", "id": "large.pdf", "bytes": 0, "stage": "committed", "status": "added", "reason": None,
         }  # fmt: skip
         assert final["progress"] == 1.0 and final["counts"]["committed"] == 1 and final["finished"]
+        # /metrics showed the job running with its file in the embedding stage, then ended.
+        assert embedding_metrics is not None
+        assert metric_value(embedding_metrics, "citeqa_jobs", state="running") == 1
+        assert metric_value(embedding_metrics, "citeqa_job_files", stage="embedding") == 1
+        assert metric_value(embedding_metrics, "citeqa_jobs_ended_total", state="done") == 0
+        ended = metric_samples(client)
+        assert metric_value(ended, "citeqa_jobs", state="running") == 0
+        assert metric_value(ended, "citeqa_job_files", stage="embedding") == 0
+        assert metric_value(ended, "citeqa_jobs", state="done") == 1
+        assert metric_value(ended, "citeqa_jobs_ended_total", state="done") == 1
 
         stages = [job["files"][0]["stage"] for job in seen]
         assert "embedding" in stages

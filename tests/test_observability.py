@@ -12,27 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from citeqa.index.engine import Engine
 from citeqa.service.app import create_app
 from citeqa.settings import Settings
 from tests.conftest import SEED_ID
+from tests.helpers import metric_samples as samples
+from tests.helpers import metric_value as value
 from tests.helpers import running_server
-
-
-def samples(client: TestClient) -> dict[tuple[str, frozenset], float]:
-    response = client.get("/metrics")
-    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
-    found = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return found
-
-
-def value(found: dict, name: str, **labels: str) -> float:
-    return found.get((name, frozenset(labels.items())), 0.0)
 
 
 @pytest.fixture
