@@ -64,6 +64,11 @@ def make_document(doc_id: str, text: str, source: str) -> Document:
         raise DocumentError("document id must be non-empty with no surrounding whitespace")
     if "\x00" in text:
         raise DocumentError("binary content (NUL bytes)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: not text in any encoding, and it cannot be hashed or stored
+        code_point = ord(text[exc.start])
+        raise DocumentError(f"invalid Unicode: a lone surrogate (U+{code_point:04X}) at character {exc.start}") from None
     if not text.strip():
         raise DocumentError("empty document")
     return Document(

@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from citeqa.index.chunking import ChunkerSettings, split_document
-from citeqa.index.documents import load_corpus, make_document
-from citeqa.index.spans import sentence_spans
+from citeqa.index.documents import DocumentError, load_corpus, make_document
+from citeqa.index.spans import evidence_units, sentence_spans
 from tests.conftest import SEEDS
 
 
@@ -85,3 +85,30 @@ def test_offsets_are_exact_for_any_text(text: str, size: int, overlap_share: flo
     assert chunks
     assert_exact(document, chunks)
     assert all(c.text.strip() == c.text for c in chunks)
+
+
+# Text as hostile sources send it: CRLF and lone CRs, NUL, combining marks, right-to-left text and overrides,
+# emoji with joiners, lone surrogates, no-break and zero-width spaces, and any other code point.
+HOSTILE_PIECES = st.sampled_from(
+    ["\r\n", "\r", "\n\n", "\x00", "e\u0301", "\u0301", "\u202e", "\u200f", "שלום עולם.", "مرحبا.", "👩\u200d👩\u200d👧",
+     "🏳️\u200d🌈", "\ud800", "\udc00", "\u00a0", "\u200b", "\ufeff", ". ", "? ", "word", "Dr. ", "…", "\t"]
+)  # fmt: skip
+HOSTILE_TEXT = st.lists(st.one_of(HOSTILE_PIECES, st.characters(exclude_categories=())), max_size=300).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=HOSTILE_TEXT, size=st.integers(50, 200))
+def test_hostile_unicode_is_refused_with_a_reason_or_split_exactly(text: str, size: int) -> None:
+    try:
+        document = make_document("hostile.txt", text, "hostile.txt")
+    except DocumentError as refused:
+        assert str(refused)  # NUL bytes, lone surrogates or nothing but whitespace: a reason, never a crash
+        return
+    chunks = split_document(document, ChunkerSettings(size, size // 4))
+    assert chunks
+    assert_exact(document, chunks)
+    covered = set().union(*(range(c.start, c.end) for c in chunks))
+    assert all(i in covered for i, char in enumerate(text) if not char.isspace())  # no visible character is lost
+    units = evidence_units(text)
+    assert all(0 <= u.start < u.end <= len(text) and text[u.start : u.end].strip() for u in units)
+    assert [u.start for u in units] == sorted(u.start for u in units)
