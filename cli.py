@@ -92,8 +92,6 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from citeqa.service.app import create_app
     from citeqa.service.indexing import open_or_build
 
@@ -117,8 +115,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from citeqa.service.observability import configure_access_log
 
     app = create_app(settings, engine)
+    from citeqa.service.server import serve
+
     configure_access_log()  # one JSON line per request replaces uvicorn's access log (which prints query strings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
+    serve(app, settings.host, settings.port)
     return 0
 
 
@@ -174,6 +174,26 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compact(args: argparse.Namespace) -> int:
+    """Merge every segment into one. Background merges keep segments few; this is for before a backup or a copy."""
+    import time
+
+    from citeqa.index.engine import Engine
+
+    settings = _settings(args)
+    engine = Engine.open(settings.index_dir, settings.engine_settings())
+    try:
+        before = engine.stats().segments
+        print(f"compacting {settings.index_dir}: {before} segment{'' if before == 1 else 's'}", flush=True)
+        started = time.perf_counter()
+        merged = engine.merge(force=True)
+        seconds = time.perf_counter() - started
+        print(f"merged {merged} segments into one in {seconds:.1f}s" if merged else "nothing to merge")
+    finally:
+        engine.close()
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from citeqa.eval.runner import run_from_args
 
@@ -213,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     key_actions.add_parser("list", help="the stored keys: role, start of the hash, note")
     key_remove = key_actions.add_parser("remove", help="revoke the keys whose hash starts with HASH")
     key_remove.add_argument("hash", help="at least the first 8 hex digits of the hash, as `keys list` shows")
+
+    add("compact", cmd_compact, "merge the collection's segments into one, in one commit (drops deleted documents' data)")
 
     mcp = add("mcp", cmd_mcp, "serve MCP tools (search, ask, documents) over stdio, for agents and desktop clients")
     mcp.add_argument("--corpus", dest="path", help="corpus folder to build from when there is no index")

@@ -379,12 +379,18 @@ class Collection:
     # -- merging ----------------------------------------------------------------------------------
 
     def merge(
-        self, passage_terms: Callable[[Document, list], list[list[str]]], timeout: float = 60.0, force: bool = False
+        self,
+        passage_terms: Callable[[Document, list], list[list[str]]],
+        timeout: float = 60.0,
+        force: bool = False,
+        stopping: threading.Event | None = None,
     ) -> int:
         """Merge segments that fill a size tier (or, with force, all of them) into one; returns how many were merged.
 
         Live documents are copied with their vectors (nothing is embedded again); their postings are rebuilt.
-        `passage_terms(document, chunks)` gives the lexical tokens of each chunk, as at indexing time."""
+        `passage_terms(document, chunks)` gives the lexical tokens of each chunk, as at indexing time. Once
+        `stopping` is set, the merge raises MergeStopped at its next step before the commit; the segment it staged
+        is removed by the next write."""
         with self.writing(timeout):
             rows = self._query("SELECT name, chunks FROM segments ORDER BY created, name")
             chosen = [name for name, _ in rows] if force else _tier_to_merge(rows)
@@ -396,11 +402,22 @@ class Collection:
             live_docs = set(self._query(f"SELECT segment, local FROM documents WHERE segment IN ({marks})", tuple(chosen)))
             prepared: list[PreparedDocument] = []
             for name in chosen:
+                _stop_if_set(stopping)
                 prepared.extend(_copy_live(by_name[name].reader, live_docs, passage_terms))
             infos = [write_segment(self.folder / SEGMENTS_DIR, prepared, self.manifest.config.dimension)] if prepared else []
+            _stop_if_set(stopping)
             self._commit(infos, [], dropped=chosen)
             self._collect_garbage()
             return len(chosen)
+
+
+class MergeStopped(Exception):
+    """A merge ended before its commit because its collection is closing."""
+
+
+def _stop_if_set(stopping: threading.Event | None) -> None:
+    if stopping is not None and stopping.is_set():
+        raise MergeStopped
 
 
 def _copy_live(reader: SegmentReader, live_docs: set[tuple[str, int]], passage_terms) -> list[PreparedDocument]:

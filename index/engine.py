@@ -17,7 +17,7 @@ import numpy as np
 from citeqa.index.answering import AnswerSettings, ComposedAnswer, compose_answer
 from citeqa.index.builder import IndexSettings, Preparer
 from citeqa.index.chunking import Chunk
-from citeqa.index.collection import Collection, WriteResult
+from citeqa.index.collection import Collection, MergeStopped, WriteResult
 from citeqa.index.documents import Document
 from citeqa.index.embedding import DEFAULT_ENCODER, DEFAULT_MODEL, Embedder
 from citeqa.index.evidence import EvidenceFinder, Passage, Quote
@@ -91,6 +91,7 @@ class Engine:
         self.tokenizer = LexicalTokenizer(settings.index.lexical)
         self.preparer = Preparer(embedder, settings.index)
         self._merging = threading.Lock()
+        self._closing = threading.Event()  # a background merge stops at its next step once this is set
         self.selector = QuoteSelector.load() if settings.learned_quotes else None
         # A server merges after each write in a background thread; a command that exits right after its write
         # turns this off and merges in the foreground instead (a daemon thread would be cut short at exit).
@@ -111,7 +112,10 @@ class Engine:
         return cls(collection, embedder, settings)
 
     def close(self) -> None:
-        self.collection.close()
+        """Close the collection, once a background merge has stopped (it ends before its commit; nothing is lost)."""
+        self._closing.set()
+        with self._merging:
+            self.collection.close()
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -256,7 +260,9 @@ class Engine:
         return result
 
     def merge(self, force: bool = False) -> int:
-        return self.collection.merge(self.preparer.passage_terms, timeout=self.settings.write_timeout, force=force)
+        return self.collection.merge(
+            self.preparer.passage_terms, timeout=self.settings.write_timeout, force=force, stopping=self._closing
+        )
 
     def _merge_in_background(self, result: WriteResult) -> None:
         """Compact small segments after a write, off the request's path (one merge at a time)."""
@@ -268,6 +274,8 @@ class Engine:
                 self.merge()
                 # A replaced or deleted document may have left its original file unreferenced.
                 self.collection.sweep_originals(timeout=self.settings.write_timeout)
+            except MergeStopped:
+                log.info("background merge stopped: the collection is closing")
             except Exception:  # a failed merge or sweep leaves the committed state as it was
                 log.exception("background merge failed")
             finally:
