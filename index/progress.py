@@ -7,6 +7,7 @@ raises from `advance`, between two embedding batches, and nothing is committed.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from enum import StrEnum
 
@@ -44,3 +45,20 @@ class Progress:
 
 
 NO_PROGRESS = Progress()
+
+
+class WriteStopped(Exception):
+    """Raised from a progress hook when the process is stopping: the write ends before its commit, committing nothing."""
+
+
+class StopWhenAsked(Progress):
+    """Stops a write when `stopping` is set, at the next unit of work before the commit.
+
+    Never once the commit has begun: a write that committed must be reported as such, and the commit is quick."""
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self.stopping = stopping
+
+    def advance(self, stage: Stage, amount: int = 1) -> None:
+        if self.stopping.is_set() and stage in WORK_STAGES and stage is not Stage.COMMITTING:
+            raise WriteStopped

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -44,8 +45,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         registry = CollectionRegistry(settings, default.embedder, default.settings)
         registry.attach(DEFAULT_COLLECTION, default)
         app.state.engine, app.state.collections = default, registry
+        app.state.stopping.clear()  # this app may have been started and stopped before (tests do)
         # One worker runs upload jobs; stopping it stops the running job before its commit (service/jobs.py).
-        app.state.jobs = JobBoard(settings.jobs_kept, settings.max_queued_jobs)
+        app.state.jobs = JobBoard(settings.jobs_kept, settings.max_queued_jobs, app.state.stopping)
         app.state.jobs.start()
         try:
             async with mcp.running():  # MCP sessions need the SDK's task group, which lives as long as the app
@@ -57,6 +59,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app = FastAPI(title="citeqa", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.engine = app.state.collections = app.state.jobs = None
+    # Set the moment the server is asked to stop (service/server.py sets it on SIGTERM, before requests drain):
+    # writes still embedding then end before their commit, so a stop takes seconds, not the length of a write.
+    app.state.stopping = threading.Event()
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     for router in (health.router, web.router, collections.router):

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from citeqa.index.progress import WriteStopped
 from citeqa.service.limits import LIMIT_EXCEEDED
 from citeqa.service.route_table import route_table
 from citeqa.service.schemas import ErrorBody, ErrorResponse
@@ -54,6 +55,9 @@ def describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
     return "; ".join(problems) or "invalid request", first_param
 
 
+SERVER_STOPPING = "the server is stopping; nothing of this write was committed. Send it again once the server is back."
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -66,6 +70,11 @@ def install_error_handlers(app: FastAPI) -> None:
         if any(error.get("type") == LIMIT_EXCEEDED for error in exc.errors()):
             return error_response(413, message, param, "limit_exceeded")
         return error_response(400, message, param, "invalid_request")
+
+    @app.exception_handler(WriteStopped)
+    async def _stopped(_: Request, exc: WriteStopped) -> JSONResponse:
+        # The server was asked to stop while this write embedded: it ended before its commit, so nothing changed.
+        return error_response(503, SERVER_STOPPING, code="server_stopping")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -28,7 +28,7 @@ from fastapi import Depends, Request
 from citeqa.index.collection import WriterBusyError
 from citeqa.index.ingest import IncomingFile, IngestReport
 from citeqa.index.manifest import IndexMissingError
-from citeqa.index.progress import WORK_STAGES, Progress, Stage
+from citeqa.index.progress import WORK_STAGES, Progress, Stage, StopWhenAsked, WriteStopped
 from citeqa.service.errors import ApiError
 from citeqa.service.schemas import JobCounts, JobFile, JobInfo
 
@@ -38,10 +38,6 @@ JobState = Literal["queued", "running", "done", "failed"]
 # How much of a job's time each stage takes, roughly (embedding dominates): the progress fraction's weights.
 STAGE_WEIGHTS = {Stage.PARSING: 0.10, Stage.SPLITTING: 0.05, Stage.EMBEDDING: 0.80, Stage.COMMITTING: 0.05}
 STOPPED = "the server stopped before the job committed; nothing of it was committed. Upload the files again."
-
-
-class JobStopped(Exception):
-    """Raised from a job's progress hook when the server is stopping: the job ends before its commit."""
 
 
 def now() -> str:
@@ -117,12 +113,12 @@ class Job:
             )  # fmt: skip
 
 
-class JobProgress(Progress):
+class JobProgress(StopWhenAsked):
     """Moves a job's files through the stages as the ingestion reports them; stops the job when asked to."""
 
     def __init__(self, job: Job, stopping: threading.Event) -> None:
+        super().__init__(stopping)
         self.job = job
-        self.stopping = stopping
         # A file is followed by its id; refused files have none and were failed when the job was made.
         self.by_id: dict[str, _File] = {}
         for entry in job.files:
@@ -136,9 +132,7 @@ class JobProgress(Progress):
     def advance(self, stage: Stage, amount: int = 1) -> None:
         with self.job.lock:
             self.job.done[stage] = self.job.done.get(stage, 0) + amount
-        # Never once the commit has begun: a job that committed must be reported as such.
-        if self.stopping.is_set() and stage in WORK_STAGES and stage is not Stage.COMMITTING:
-            raise JobStopped
+        super().advance(stage, amount)
 
     def files(self, doc_ids: Iterable[str], stage: Stage, reason: str | None = None) -> None:
         with self.job.lock:
@@ -166,13 +160,14 @@ class BoardSummary:
 class JobBoard:
     """The jobs of one server and the one worker thread that runs them, oldest first."""
 
-    def __init__(self, kept: int = 100, max_queued: int = 20) -> None:
+    def __init__(self, kept: int = 100, max_queued: int = 20, stopping: threading.Event | None = None) -> None:
+        """`stopping` may be shared with the server, which sets it the moment it is asked to stop (service/app.py)."""
         self.kept = kept
         self.max_queued = max_queued
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
+        self._stopping = stopping or threading.Event()
         self._worker: threading.Thread | None = None
         self._ended: dict[JobState, int] = {"done": 0, "failed": 0}  # never trimmed, unlike the finished jobs
 
@@ -249,7 +244,7 @@ class JobBoard:
             job.state, job.started = "running", now()
         try:
             report = job.run(JobProgress(job, self._stopping))
-        except JobStopped:
+        except WriteStopped:
             self._finish(job, error=STOPPED)
         except (WriterBusyError, IndexMissingError, OSError, sqlite3.Error) as exc:  # busy writer, dropped collection, full disk
             log.warning("upload job %s failed: %s", job.id, exc)

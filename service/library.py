@@ -15,13 +15,14 @@ from citeqa.index.documents import Document, make_document
 from citeqa.index.engine import DocumentInfo, Engine
 from citeqa.index.ingest import IngestReport
 from citeqa.index.locate import original_of
+from citeqa.index.progress import NO_PROGRESS, Progress
 from citeqa.service.errors import ApiError
 from citeqa.service.schemas import DocumentDetail, DocumentSummary, OriginalFile, UploadedFile, UploadResult
 
 
-def upsert_document(engine: Engine, doc_id: str, text: str) -> str:
+def upsert_document(engine: Engine, doc_id: str, text: str, progress: Progress = NO_PROGRESS) -> str:
     """Add or replace one document; returns 'added', 'updated' or 'unchanged'."""
-    result = engine.upsert([make_document(doc_id, text, source=f"api/{doc_id}")])
+    result = engine.upsert([make_document(doc_id, text, source=f"api/{doc_id}")], progress)
     return "added" if result.added else "updated" if result.updated else "unchanged"
 
 

@@ -1,17 +1,22 @@
 """Processes sharing one collection: the CLI writes while the server serves, and kill -9 never breaks it."""
 
+import dataclasses
 import random
 import re
+import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import httpx
 
 from citeqa.eval.bench import wait_ready
+from citeqa.index.documents import make_document
 from citeqa.index.embedding import Embedder
 from citeqa.index.engine import Engine, EngineSettings
+from citeqa.index.segment import PreparedDocument
 from tests.conftest import SEED_ID
 from tests.helpers import CITEQA, citeqa_env, free_port, run_citeqa, running_server
 
@@ -125,3 +130,136 @@ def test_sigkill_of_the_server_during_uploads_loses_nothing_it_acknowledged(tmp_
             assert all(text[c.start : c.end] == c.text for c in engine.chunks(doc_id))
         engine.close()
     assert len(acknowledged) >= 20
+
+
+def test_sigkill_during_a_merge_always_leaves_every_document_as_it_was(tmp_path: Path, embedder: Embedder) -> None:
+    """20 kills of a real `citeqa compact` at random moments of its merge (24 segments of 2,400 documents, into one):
+    the index always loads with all its segments or with the merged one, every live document has its own text
+    and chunks, and the deleted ones stay deleted."""
+    pristine = tmp_path / "pristine"
+    engine = Engine.create(pristine, EngineSettings(), embedder)
+    engine.background_merges = False  # the merges under test are the killed process's
+    seed = engine.preparer.prepare([make_document(f"d{i}.md", dispatch(i), source=f"api/d{i}.md") for i in range(24)])
+    # 24 segments of 100 documents each, one commit apiece (the vectors are the real ones of the 24 texts above).
+    for segment in range(24):
+        batch = [renamed(seed[(segment + k) % len(seed)], f"s{segment}/d{k}.md") for k in range(100)]
+        engine.collection.write(batch, [])
+    deleted = [f"s{segment}/d{k}.md" for segment in range(0, 24, 3) for k in range(0, 100, 10)]
+    engine.delete(deleted)
+    expected = {info.id: engine.document(info.id).text for info in engine.documents()}
+    generation = engine.collection.generation()
+    engine.close()
+    assert len(expected) == 2400 - len(deleted)
+
+    def compact(folder: Path) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [*CITEQA, "compact", "--index-dir", str(folder)], env=citeqa_env(folder), stdout=subprocess.PIPE, text=True
+        )
+        assert process.stdout.readline().startswith(f"compacting {folder}: 24 segments")
+        return process
+
+    # One uncut run: how long the merge takes (between the command's two lines), to aim the kills within it.
+    reference = tmp_path / "reference"
+    shutil.copytree(pristine, reference)
+    process = compact(reference)
+    started = time.monotonic()
+    assert process.stdout.readline().startswith("merged 24 segments into one")
+    merge_seconds = time.monotonic() - started
+    assert process.wait(timeout=300) == 0
+    assert segments_after_kill(reference, expected, embedder) == (1, generation + 1)
+
+    rng = random.Random(13)
+    outcomes = []
+    for round_number in range(20):
+        folder = tmp_path / f"round-{round_number}"
+        shutil.copytree(pristine, folder)
+        process = compact(folder)
+        time.sleep(rng.uniform(0, merge_seconds))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        outcome = segments_after_kill(folder, expected, embedder)
+        assert outcome in ((24, generation), (1, generation + 1))  # all the old segments, or the merged one
+        outcomes.append(outcome[0])
+        shutil.rmtree(folder)
+    print(f"kills during merges: {outcomes.count(24)} before the commit, {outcomes.count(1)} after")
+
+
+def dispatch(i: int) -> str:
+    words = ["harbour", "lighthouse", "ferry", "quay", "pilot", "tide", "beacon", "dock"]
+    sentences = [f"The {words[(i + k) % 8]} log of dispatch {i} notes item {k} on the {words[(i * k) % 8]}." for k in range(40)]
+    return f"# Dispatch {i}\n\n" + " ".join(sentences)
+
+
+def renamed(prepared: PreparedDocument, doc_id: str) -> PreparedDocument:
+    document = make_document(doc_id, prepared.document.text, source=f"api/{doc_id}")
+    chunks = [dataclasses.replace(chunk, doc_id=doc_id) for chunk in prepared.chunks]
+    return dataclasses.replace(prepared, document=document, chunks=chunks)
+
+
+def segments_after_kill(folder: Path, expected: dict[str, str], embedder: Embedder) -> tuple[int, int]:
+    """Open the index as a reader would and check every document; returns (segments, generation)."""
+    engine = Engine.open(folder, EngineSettings(), embedder)
+    try:
+        texts = {info.id: engine.document(info.id).text for info in engine.documents()}
+        assert texts == expected
+        for doc_id in list(expected)[::97]:
+            chunks = engine.chunks(doc_id)
+            assert chunks and all(expected[doc_id][c.start : c.end] == c.text for c in chunks)
+        top = engine.search("the beacon log of dispatch 7", 3)[0]
+        assert top.document.id in expected
+        stats = engine.stats()
+        return stats.segments, stats.generation
+    finally:
+        engine.close()
+
+
+def test_sigterm_during_a_long_write_stops_the_server_in_seconds_and_commits_nothing(tmp_path: Path, embedder: Embedder) -> None:
+    """A 600 KB document takes minutes to embed here. SIGTERM while it embeds: the write ends before its commit with
+    a 503 saying so, the server exits within the wait below, and the index is as it was."""
+    index_dir = tmp_path / "index"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with (tmp_path / "serve.log").open("w") as log:
+        server = subprocess.Popen([*CITEQA, "serve", "--port", str(port)], env=citeqa_env(index_dir), stdout=log, stderr=log)
+        try:
+            wait_ready(base, server, seconds=180)
+            with httpx.Client(base_url=base, timeout=30) as client:
+                embedded_before = encoder_texts(client)
+                long_text = "# Long log\n\n" + " ".join(dispatch(i) for i in range(260))
+                assert len(long_text) > 600_000
+                reply: list[httpx.Response] = []
+                writer = threading.Thread(
+                    target=lambda: reply.append(
+                        httpx.post(f"{base}/v1/documents", json={"id": "long.md", "text": long_text}, timeout=600)
+                    )
+                )
+                writer.start()
+                deadline = time.monotonic() + 120
+                while encoder_texts(client) == embedded_before:  # wait until the write is embedding
+                    assert time.monotonic() < deadline and writer.is_alive()
+                    time.sleep(0.2)
+            asked = time.monotonic()
+            server.send_signal(signal.SIGTERM)
+            # A clean stop, then the signal's own exit status (uvicorn re-raises it once shut down, as Unix expects).
+            assert server.wait(timeout=30) == -signal.SIGTERM
+            assert "Application shutdown complete" in (tmp_path / "serve.log").read_text()
+            print(f"the server stopped {time.monotonic() - asked:.1f}s after SIGTERM, during a write")
+            writer.join(timeout=30)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+    (response,) = reply
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "server_stopping" and "nothing" in response.json()["error"]["message"]
+    engine = Engine.open(index_dir, EngineSettings(), embedder)
+    try:
+        assert [info.id for info in engine.documents()] == [SEED_ID]
+        assert engine.stats().generation == 1  # the seed build's commit, and nothing after it
+    finally:
+        engine.close()
+
+
+def encoder_texts(client: httpx.Client) -> float:
+    found = re.search(r"^citeqa_encoder_texts_total (\S+)$", client.get("/metrics").text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0

@@ -14,7 +14,7 @@ from citeqa.index.documents import DocumentError
 from citeqa.index.engine import DocumentInfo, Engine
 from citeqa.index.formats import MEDIA_TYPES
 from citeqa.index.ingest import IngestReport, ingest_files
-from citeqa.index.progress import Progress
+from citeqa.index.progress import Progress, StopWhenAsked
 from citeqa.service.deps import EngineDep, SettingsDep
 from citeqa.service.errors import ApiError
 from citeqa.service.jobs import Job, JobBoard, JobsBusyError, JobsDep
@@ -123,7 +123,10 @@ UPLOAD_FORM_SCHEMA = {
         400: {"model": ErrorResponse},
         413: {"model": ErrorResponse, "description": "over an upload limit, or JSON over CITEQA_MAX_REQUEST_BYTES"},
         415: {"model": ErrorResponse, "description": "the one file sent is not a kind of document citeqa reads"},
-        503: {"model": ErrorResponse, "description": "the collection's writer is busy, or too many jobs are waiting"},
+        503: {
+            "model": ErrorResponse,
+            "description": "the collection's writer is busy, too many jobs are waiting, or the server is stopping",
+        },
     },
     openapi_extra={
         "requestBody": {
@@ -157,7 +160,7 @@ async def add_documents(
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from exc
     try:
-        status = await run_in_threadpool(upsert_document, engine, upload.id, upload.text)
+        status = await run_in_threadpool(upsert_document, engine, upload.id, upload.text, stop_when_asked(request))
     except DocumentError as exc:
         raise ApiError(400, f"text: {exc}", param="text") from exc
     except WriterBusyError as exc:
@@ -177,7 +180,9 @@ async def _upload(request: Request, engine: Engine, settings: Settings, jobs: Jo
             handed_over = True  # the job removes the folder when it ends
             return reply
         try:
-            report = await run_in_threadpool(ingest_files, engine, received.files, UPLOAD_SOURCE, settings.parse_limits())
+            report = await run_in_threadpool(
+                ingest_files, engine, received.files, UPLOAD_SOURCE, settings.parse_limits(), stop_when_asked(request)
+            )
         except WriterBusyError as exc:
             raise ApiError(503, str(exc), code="writer_busy") from exc
         if len(report.outcomes) == 1 and report.outcomes[0].status == "failed":
@@ -189,6 +194,11 @@ async def _upload(request: Request, engine: Engine, settings: Settings, jobs: Jo
     finally:
         if not handed_over:
             await run_in_threadpool(shutil.rmtree, folder, True)
+
+
+def stop_when_asked(request: Request) -> StopWhenAsked:
+    """A write made while serving stops before its commit once the server is asked to stop (a 503, nothing changed)."""
+    return StopWhenAsked(request.app.state.stopping)
 
 
 def _submit(request: Request, engine: Engine, settings: Settings, jobs: JobBoard, received: ReceivedUpload) -> JSONResponse:
