@@ -1,22 +1,29 @@
-"""Where to put the abstention threshold: the best quote's score for answerable and unanswerable
-gold questions (and, given a SQuAD-style dataset, for its all-answerable questions).
+"""Where to put the abstention threshold: the precision/recall curve of "Not found" over answerable and
+unanswerable questions, on the seed document and (given one) a SQuAD-style dataset.
 
-    python -m citeqa.eval.calibrate [--dataset ../shared/data/squad-dev-a]
+    python -m citeqa.eval.calibrate [--dataset ../shared/data/squad-dev-a] [--max-queries 2000]
+
+The signal is the top passage's quote score, the one `/v1/ask` compares with CITEQA_MIN_RELEVANCE. Answerable:
+the gold set's answerable questions, and the dataset's (all of which have answers). Unanswerable: the gold set's
+own, and eval/unanswerable.jsonl's for each corpus (written close to its topics, answered nowhere in it).
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from citeqa.eval.beir import load_beir
-from citeqa.eval.gold import load_gold
+from citeqa.eval.gold import load_gold, load_unanswerable
 from citeqa.eval.runner import cached_engine, default_cache_dir
 from citeqa.index.documents import load_corpus
 from citeqa.index.engine import Engine
 from citeqa.settings import Settings
+
+THRESHOLDS = np.round(np.arange(0.30, 0.601, 0.02), 2)
 
 
 def top_scores(engine: Engine, questions: list[str]) -> np.ndarray:
@@ -26,6 +33,65 @@ def top_scores(engine: Engine, questions: list[str]) -> np.ndarray:
         passages = engine.search(question, 1)
         scores.append(passages[0].quote.score if passages else 0.0)
     return np.array(scores)
+
+
+@dataclass
+class Scores:
+    corpus: str
+    answerable: np.ndarray
+    unanswerable: np.ndarray
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    threshold: float
+    precision: float  # of "Not found": the share of abstentions that were on unanswerable questions
+    recall: float  # the share of unanswerable questions abstained on
+    answerable_abstained: float  # the share of answerable questions wrongly abstained on
+
+
+def curve_point(groups: list[Scores], threshold: float) -> CurvePoint:
+    """Abstention precision and recall pooled over the groups. Each group's answerable questions weigh as many as
+    its unanswerable ones, so 2,000 SQuAD questions do not drown 30 unanswerable ones."""
+    true_abstain = wrong_abstain = 0.0
+    unanswerable_total = 0
+    answerable_rates = []
+    for group in groups:
+        caught = float((group.unanswerable < threshold).sum())
+        rate = float((group.answerable < threshold).mean())
+        true_abstain += caught
+        wrong_abstain += rate * len(group.unanswerable)
+        unanswerable_total += len(group.unanswerable)
+        answerable_rates.append(rate)
+    abstained = true_abstain + wrong_abstain
+    precision = true_abstain / abstained if abstained else 1.0
+    return CurvePoint(threshold, precision, true_abstain / unanswerable_total, float(np.mean(answerable_rates)))
+
+
+def describe(group: Scores) -> None:
+    answerable, unanswerable = group.answerable, group.unanswerable
+    low, high = np.percentile(answerable, 5), np.percentile(unanswerable, 95)
+    print(f"{group.corpus}: answerable n={len(answerable)} min {answerable.min():.3f} p5 {low:.3f}; "
+          f"unanswerable n={len(unanswerable)} max {unanswerable.max():.3f} p95 {high:.3f}")  # fmt: skip
+
+
+def print_curve(groups: list[Scores], current: float) -> None:
+    header = "threshold  precision  recall  F1     " + "  ".join(f"{g.corpus}: unans. caught / ans. lost" for g in groups)
+    print(header)
+    best = max((curve_point(groups, t) for t in THRESHOLDS), key=lambda p: (f1(p), -abs(p.threshold - current)))
+    for threshold in sorted({*THRESHOLDS.tolist(), current}):
+        point = curve_point(groups, threshold)
+        per_group = "  ".join(
+            f"{int((g.unanswerable < threshold).sum()):>3}/{len(g.unanswerable)} / {(g.answerable < threshold).mean():.3f}"
+            for g in groups
+        )
+        mark = " <- current" if threshold == current else " <- best F1" if threshold == best.threshold else ""
+        print(f"{threshold:9.2f}  {point.precision:9.3f}  {point.recall:6.3f}  {f1(point):.3f}  {per_group}{mark}")
+
+
+def f1(point: CurvePoint) -> float:
+    total = point.precision + point.recall
+    return 2 * point.precision * point.recall / total if total else 0.0
 
 
 def main() -> None:
@@ -38,19 +104,16 @@ def main() -> None:
     documents = load_corpus(settings.corpus_dir).documents
     engine = cached_engine(f"gold-{settings.corpus_dir.name}", documents, engine_settings, default_cache_dir())
     gold = load_gold()
-    answerable = top_scores(engine, [q.question for q in gold if q.answerable])
-    unanswerable = top_scores(engine, [q.question for q in gold if not q.answerable])
-    print(f"gold answerable   (n={len(answerable)}): min {answerable.min():.3f}  p5 {np.percentile(answerable, 5):.3f}")
-    print(f"gold unanswerable (n={len(unanswerable)}): max {unanswerable.max():.3f}  p95 {np.percentile(unanswerable, 95):.3f}")
-    print("unanswerable, sorted:", " ".join(f"{s:.3f}" for s in sorted(unanswerable)))
-    print("answerable, lowest 8:", " ".join(f"{s:.3f}" for s in sorted(answerable)[:8]))
-    print(f"current threshold (CITEQA_MIN_RELEVANCE): {engine_settings.answer.min_relevance}")
+    unanswerable = [q.question for q in gold if not q.answerable] + load_unanswerable("seed")
+    groups = [Scores("seed", top_scores(engine, [q.question for q in gold if q.answerable]), top_scores(engine, unanswerable))]
     if args.dataset:
         dataset = load_beir(args.dataset)
-        questions = list(dataset.queries.values())[: args.max_queries]
-        squad = top_scores(cached_engine(dataset.name, dataset.documents(), engine_settings, default_cache_dir()), questions)
-        for threshold in (0.3, 0.35, 0.4, 0.42, 0.45, 0.5):
-            print(f"{dataset.name}: share of answerable questions abstained on at {threshold}: {(squad < threshold).mean():.3f}")
+        dataset_engine = cached_engine(dataset.name, dataset.documents(), engine_settings, default_cache_dir())
+        answerable = top_scores(dataset_engine, list(dataset.queries.values())[: args.max_queries])
+        groups.append(Scores(dataset.name, answerable, top_scores(dataset_engine, load_unanswerable(dataset.name))))
+    for group in groups:
+        describe(group)
+    print_curve(groups, engine_settings.answer.min_relevance)
 
 
 if __name__ == "__main__":

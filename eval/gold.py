@@ -9,6 +9,7 @@ from pathlib import Path
 from citeqa.index.documents import Document
 
 GOLD_PATH = Path(__file__).resolve().parent / "gold.jsonl"
+UNANSWERABLE_PATH = Path(__file__).resolve().parent / "unanswerable.jsonl"
 
 
 @dataclass(frozen=True)
@@ -60,3 +61,11 @@ def check_gold(questions: list[GoldQuestion], documents: dict[str, Document]) ->
         elif not q.gold_spans(documents[q.doc_id]):
             problems.append(f"{q.id}: quote not found verbatim in {q.doc_id}")
     return problems
+
+
+def load_unanswerable(corpus: str, path: Path = UNANSWERABLE_PATH) -> list[str]:
+    """The questions of eval/unanswerable.jsonl written for `corpus` ("seed", or a dataset's folder name): close to
+    its topics, answered nowhere in it. They measure abstention beside the gold set's own unanswerable ones."""
+    with Path(path).open(encoding="utf-8") as lines:
+        rows = [json.loads(line) for line in lines if line.strip()]
+    return [row["question"] for row in rows if row["corpus"] == corpus]
