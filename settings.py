@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     quote_rerank_weight: float = Field(EngineSettings.quote_rerank_weight, ge=0)
     rerank_depth: int = Field(EngineSettings.rerank_depth, ge=1)
     min_relevance: float = AnswerSettings.min_relevance
+    companion_ratio: float = Field(
+        AnswerSettings.companion_ratio, ge=0, le=1, description="a further answer sentence scores at least this share of the best"
+    )
+    companion_probability: float = Field(
+        AnswerSettings.companion_probability, ge=0, le=1, description="a further answer sentence's least selector probability"
+    )
     answer_top_k: int = Field(5, ge=1, le=50, description="passages considered by /v1/ask and chat")
     write_timeout: float = Field(EngineSettings.write_timeout, gt=0, description="seconds a write waits for the write lock")
     learned_quotes: bool = Field(EngineSettings.learned_quotes, description="choose quotes with the learned selector")
@@ -145,7 +151,11 @@ class Settings(BaseSettings):
             self.feedback_weight,
             self.feedback_depth,
         )
-        answer = AnswerSettings(min_relevance=self.min_relevance)
+        answer = AnswerSettings(
+            min_relevance=self.min_relevance,
+            companion_ratio=self.companion_ratio,
+            companion_probability=self.companion_probability,
+        )
         return EngineSettings(
             self.model,
             index,

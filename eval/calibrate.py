@@ -23,16 +23,21 @@ from citeqa.index.documents import load_corpus
 from citeqa.index.engine import Engine
 from citeqa.settings import Settings
 
-THRESHOLDS = np.round(np.arange(0.30, 0.601, 0.02), 2)
+SIGNALS = {
+    "quote score (CITEQA_MIN_RELEVANCE)": np.round(np.arange(0.30, 1.501, 0.05), 2),
+    "quote selector probability": np.round(np.arange(0.05, 0.951, 0.05), 2),
+}
 
 
-def top_scores(engine: Engine, questions: list[str]) -> np.ndarray:
-    """The abstention signal for each question: the top passage's quote score (0 when nothing is found)."""
-    scores = []
+def top_signals(engine: Engine, questions: list[str]) -> np.ndarray:
+    """Per question, two candidate abstention signals of the top passage's quote (0 when nothing is found): its
+    score, which /v1/ask compares with CITEQA_MIN_RELEVANCE, and the quote selector's probability that it answers."""
+    rows = []
     for question in questions:
         passages = engine.search(question, 1)
-        scores.append(passages[0].quote.score if passages else 0.0)
-    return np.array(scores)
+        quote = passages[0].quote if passages else None
+        rows.append((quote.score, quote.probability or 0.0) if quote else (0.0, 0.0))
+    return np.array(rows).reshape(-1, 2)
 
 
 @dataclass
@@ -75,11 +80,11 @@ def describe(group: Scores) -> None:
           f"unanswerable n={len(unanswerable)} max {unanswerable.max():.3f} p95 {high:.3f}")  # fmt: skip
 
 
-def print_curve(groups: list[Scores], current: float) -> None:
+def print_curve(groups: list[Scores], thresholds: np.ndarray, current: float | None) -> None:
     header = "threshold  precision  recall  F1     " + "  ".join(f"{g.corpus}: unans. caught / ans. lost" for g in groups)
     print(header)
-    best = max((curve_point(groups, t) for t in THRESHOLDS), key=lambda p: (f1(p), -abs(p.threshold - current)))
-    for threshold in sorted({*THRESHOLDS.tolist(), current}):
+    best = max((curve_point(groups, t) for t in thresholds), key=f1)
+    for threshold in sorted({*thresholds.tolist(), *([current] if current is not None else [])}):
         point = curve_point(groups, threshold)
         per_group = "  ".join(
             f"{int((g.unanswerable < threshold).sum()):>3}/{len(g.unanswerable)} / {(g.answerable < threshold).mean():.3f}"
@@ -105,15 +110,18 @@ def main() -> None:
     engine = cached_engine(f"gold-{settings.corpus_dir.name}", documents, engine_settings, default_cache_dir())
     gold = load_gold()
     unanswerable = [q.question for q in gold if not q.answerable] + load_unanswerable("seed")
-    groups = [Scores("seed", top_scores(engine, [q.question for q in gold if q.answerable]), top_scores(engine, unanswerable))]
+    measured = [("seed", top_signals(engine, [q.question for q in gold if q.answerable]), top_signals(engine, unanswerable))]
     if args.dataset:
         dataset = load_beir(args.dataset)
         dataset_engine = cached_engine(dataset.name, dataset.documents(), engine_settings, default_cache_dir())
-        answerable = top_scores(dataset_engine, list(dataset.queries.values())[: args.max_queries])
-        groups.append(Scores(dataset.name, answerable, top_scores(dataset_engine, load_unanswerable(dataset.name))))
-    for group in groups:
-        describe(group)
-    print_curve(groups, engine_settings.answer.min_relevance)
+        answerable = top_signals(dataset_engine, list(dataset.queries.values())[: args.max_queries])
+        measured.append((dataset.name, answerable, top_signals(dataset_engine, load_unanswerable(dataset.name))))
+    for column, (signal, thresholds) in enumerate(SIGNALS.items()):
+        print(f"\n== abstaining when the {signal} is below the threshold")
+        groups = [Scores(name, answerable[:, column], unanswerable[:, column]) for name, answerable, unanswerable in measured]
+        for group in groups:
+            describe(group)
+        print_curve(groups, thresholds, engine_settings.answer.min_relevance if column == 0 else None)
 
 
 if __name__ == "__main__":

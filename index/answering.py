@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from citeqa.index.evidence import Passage
+from citeqa.index.evidence import Passage, Quote
 
 NOT_FOUND = "Not found in the documents."
 
@@ -14,33 +14,51 @@ class AnswerSettings:
     # Below this quote score (cosine + weighted term overlap) the best passage is judged not to answer;
     # calibrated on the gold set's answerable and unanswerable questions (README, "Abstention").
     min_relevance: float = 0.42
-    max_sentences: int = 2
-    # A second quote joins the answer if it scores at least this share of the first one (which has
-    # already passed min_relevance): questions often need two sentences ("what position does he hold?").
+    max_sentences: int = 3
+    # Another sentence joins the answer (a sentence of the same passage, for a two-part answer, or another passage's
+    # best one) if it scores at least companion_ratio of the best one (which has already passed min_relevance) and
+    # the quote selector gives it at least companion_probability of holding an answer, or companion_ratio of the
+    # best one's probability when the selector is unsure of the best too. Chosen on squad-dev-a: README,
+    # "Complete answers".
     companion_ratio: float = 0.7
+    companion_probability: float = 0.4
 
 
 @dataclass(frozen=True)
 class ComposedAnswer:
     text: str
-    cited: list[int]  # indexes into the passages, in marker order: marker [n] is cited[n - 1]
+    # The passage behind each marker, in marker order ([n] is cited[n - 1]); its quote is the sentence quoted, so a
+    # passage quoted twice appears twice, with two quotes.
+    cited: list[Passage]
     found: bool
 
 
 def compose_answer(passages: list[Passage], settings: AnswerSettings) -> ComposedAnswer:
-    """The best passage's quote, and a close runner-up's if it cites other words; or NOT_FOUND."""
+    """The best passage's quote with its close companions, and close runners-up that say something else; or
+    NOT_FOUND. Sentences of one document are read in the document's order, documents in rank order."""
     if not passages or passages[0].quote.score < settings.min_relevance:
         return ComposedAnswer(NOT_FOUND, [], False)
-    chosen = [0]
-    for i, passage in enumerate(passages[1:], start=1):
-        if len(chosen) >= settings.max_sentences:
-            break
-        repeats = any(_same_words(passage, passages[j]) for j in chosen)
-        close = passage.quote.score >= settings.companion_ratio * passages[0].quote.score
-        if close and not repeats:
-            chosen.append(i)
-    text = " ".join(f"{passages[i].quote.text} [{n}]" for n, i in enumerate(chosen, start=1))
+    best = passages[0].quote
+    candidates = [passages[0]] + [replace(passages[0], quote=q) for q in passages[0].quote.companions]
+    candidates += [p for p in passages[1:] if _close(p.quote, best, settings)]
+    chosen: list[Passage] = []
+    for passage in candidates:
+        if len(chosen) < settings.max_sentences and not any(_same_words(passage, other) for other in chosen):
+            chosen.append(passage)
+    # The best sentence leads; the others follow, a document's sentences in the order it has them.
+    first_seen = {p.document.id: n for n, p in reversed(list(enumerate(chosen)))}
+    chosen[1:] = sorted(chosen[1:], key=lambda p: (first_seen[p.document.id], p.quote.start))
+    text = " ".join(f"{p.quote.text} [{n}]" for n, p in enumerate(chosen, start=1))
     return ComposedAnswer(text, chosen, True)
+
+
+def _close(quote: Quote, best: Quote, settings: AnswerSettings) -> bool:
+    """The rule EvidenceFinder applies to a passage's own companions, applied to another passage's quote."""
+    if quote.probability is not None and best.probability is not None:
+        likely = quote.probability >= min(settings.companion_probability, settings.companion_ratio * best.probability)
+    else:
+        likely = True
+    return likely and quote.score >= settings.companion_ratio * best.score
 
 
 def _same_words(a: Passage, b: Passage) -> bool:

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from citeqa.index.answering import NOT_FOUND, ComposedAnswer
-from citeqa.index.evidence import Passage, term_overlap
+from citeqa.index.evidence import term_overlap
 from citeqa.index.spans import Span, sentence_spans
 
 MARKER = re.compile(r"\[(\d+)\]")
@@ -190,15 +190,15 @@ def check_claims(text: str, evidence: Sequence[str], scorer: SupportScorer, sett
     return CheckedAnswer(answer, cited, claims, dropped, removed)
 
 
-def extractive_claims(composed: ComposedAnswer, passages: list[Passage]) -> list[Claim]:
+def extractive_claims(composed: ComposedAnswer) -> list[Claim]:
     """The claims of a composed extractive answer, exact by construction: each quote with its marker is a claim
     supported by its own passage."""
     if not composed.found:
         return []
     claims = []
     offset = 0
-    for n, index in enumerate(composed.cited, start=1):
-        piece = f"{passages[index].quote.text} [{n}]"
+    for n, passage in enumerate(composed.cited, start=1):
+        piece = f"{passage.quote.text} [{n}]"
         start = composed.text.index(piece, offset)
         claims.append(Claim(start, start + len(piece), [n], 1.0, True))
         offset = start + len(piece)

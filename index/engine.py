@@ -80,7 +80,7 @@ class Answer:
 
     @property
     def cited(self) -> list[Passage]:
-        return [self.passages[i] for i in self.composed.cited]
+        return self.composed.cited
 
 
 class Engine:
@@ -212,7 +212,15 @@ class Engine:
         return ranked[:depth], [q for _, q in distinct][:depth]
 
     def _finder(self, snapshot: Snapshot) -> EvidenceFinder:
-        return EvidenceFinder(snapshot, self.tokenizer, self.settings.quote_lexical_weight, self.selector)
+        answer = self.settings.answer
+        return EvidenceFinder(
+            snapshot,
+            self.tokenizer,
+            self.settings.quote_lexical_weight,
+            self.selector,
+            answer.companion_ratio,
+            answer.companion_probability,
+        )
 
     def search(self, query: str, top_k: int = 5, mode: SearchMode | None = None) -> list[Passage]:
         vector = self.embedder.embed_query(query)

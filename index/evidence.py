@@ -21,6 +21,11 @@ class Quote:
     text: str
     score: float  # combined sentence score
     dense: float  # cosine similarity of question and quote
+    # Other sentences of the same chunk that answer nearly as well (a question with a two-part answer), in
+    # document order; an extractive answer quotes them too (index/answering.py).
+    companions: tuple[Quote, ...] = ()
+    # The quote selector's probability that this sentence holds the answer (None without a selector).
+    probability: float | None = None
 
 
 @dataclass(frozen=True)
@@ -51,12 +56,20 @@ class EvidenceFinder:
     """
 
     def __init__(
-        self, snapshot: Snapshot, tokenizer: LexicalTokenizer, lexical_weight: float = 0.3, selector: QuoteSelector | None = None
+        self,
+        snapshot: Snapshot,
+        tokenizer: LexicalTokenizer,
+        lexical_weight: float = 0.3,
+        selector: QuoteSelector | None = None,
+        companion_ratio: float = 0.7,
+        companion_probability: float = 0.4,
     ) -> None:
         self.snapshot = snapshot
         self.tokenizer = tokenizer
         self.lexical_weight = lexical_weight
         self.selector = selector
+        self.companion_ratio = companion_ratio
+        self.companion_probability = companion_probability
 
     def quotes(self, query: str, query_terms: list[str], query_vector: np.ndarray, hits: list[Hit]) -> list[Quote]:
         """One quote per hit, in hit order; each lies inside its hit's chunk."""
@@ -104,7 +117,24 @@ class EvidenceFinder:
                 self.snapshot.unit_terms(row, self.tokenizer.tokenize) if row is not None else [] for row in previous
             ]
             candidates = CandidateUnits(texts, terms, vectors, previous_vectors, previous_terms)
-            best = int(np.argmax(self.selector.score(question, candidates)))
+            chooser = probabilities = self.selector.score(question, candidates)
         else:
-            best = int(np.argmax(scores))
-        return Quote(spans[best].start, spans[best].end, texts[best], float(scores[best]), float(cosines[best]))
+            chooser, probabilities = scores, None
+        best = int(np.argmax(chooser))
+        # A companion scores close to the best (the score abstention and re-scoring use), the selector judges it
+        # likely to hold an answer (or as likely as the best, when the selector is unsure of the best too), and it
+        # is other words (evidence units may overlap).
+        close = scores >= self.companion_ratio * scores[best]
+        if probabilities is not None:
+            close &= probabilities >= min(self.companion_probability, self.companion_ratio * probabilities[best])
+
+        def quote(i: int, companions: tuple[Quote, ...] = ()) -> Quote:
+            probability = None if probabilities is None else float(probabilities[i])
+            return Quote(spans[i].start, spans[i].end, texts[i], float(scores[i]), float(cosines[i]), companions, probability)
+
+        companions = tuple(
+            quote(i)
+            for i in sorted(np.flatnonzero(close).tolist(), key=lambda i: spans[i].start)
+            if i != best and (spans[i].end <= spans[best].start or spans[best].end <= spans[i].start)
+        )
+        return quote(best, companions)

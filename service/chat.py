@@ -132,7 +132,7 @@ def reply(engine: Engine, settings: Settings, turns: list[Turn]) -> ChatReply:
         query = clip_query(condense(turns), settings.max_question_chars)
         answer = engine.ask(query, settings.answer_top_k)
         text = message_text(answer.composed.text, answer.cited, query, last_question)
-        claims = extractive_claims(answer.composed, answer.passages)
+        claims = extractive_claims(answer.composed)
         return ChatReply(text, answer.cited, query, answer.composed.found, "extractive", claims)
 
     model = UpstreamModel(settings)

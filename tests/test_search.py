@@ -65,6 +65,24 @@ def test_ask_abstains_when_the_documents_do_not_answer(seed_engine: Engine) -> N
     assert "100,000" in answered.composed.text and "[1]" in answered.composed.text
 
 
+def test_an_answer_with_two_parts_quotes_both_once_with_the_best_first(seed_engine: Engine) -> None:
+    answer = seed_engine.ask("What did the SVR claim?")
+    quotes = [passage.quote for passage in answer.cited]
+    assert len(quotes) == 2 and all("SVR" in quote.text for quote in quotes)
+    assert "100,000 personnel" in quotes[0].text and "cover for the occupation" in quotes[1].text
+    assert answer.composed.text == f"{quotes[0].text} [1] {quotes[1].text} [2]"
+    text = answer.cited[0].document.text
+    assert all(text[q.start : q.end] == q.text for q in quotes)
+    assert quotes[0].end <= quotes[1].start or quotes[1].end <= quotes[0].start  # distinct words
+
+
+def test_an_answer_does_not_pad_with_sentences_that_only_share_a_name(seed_engine: Engine) -> None:
+    # "He accused Ukrainian authorities…" scores close on words, but the selector judges it unlikely to answer.
+    answer = seed_engine.ask("Who is the Kremlin's spokesperson?")
+    assert [passage.quote.text for passage in answer.cited] == [answer.passages[0].quote.text]
+    assert "Kremlin spokesperson Dmitry Peskov" in answer.composed.text
+
+
 def test_feedback_moves_the_query_toward_the_first_pass_and_stays_normalised(seed_engine: Engine) -> None:
     from citeqa.index.search import Retriever
 

@@ -53,7 +53,7 @@ def ask(request: AskRequest, engine: EngineDep, settings: SettingsDep) -> AskRes
     else:
         answer = engine.ask(request.question, request.top_k)
         text, found, cited, passages = answer.composed.text, answer.composed.found, answer.cited, answer.passages
-        claims, answered_by = extractive_claims(answer.composed, answer.passages), "extractive"
+        claims, answered_by = extractive_claims(answer.composed), "extractive"
     return AskResponse(
         question=request.question,
         answer=text,

@@ -1,0 +1,119 @@
+"""Benchmark: what one document costs to add over HTTP, on a small index and on a large one.
+
+    python -m citeqa.eval.bench_add --dataset ../shared/data/npl [--adds 20]
+
+Serves two indexes with real `citeqa serve` processes, one after the other: the bundled seed document, and the
+dataset (built once into the evaluation cache, then copied so the adds never touch the cache). On each it adds
+`--adds` new small documents one at a time and times each from the request to the moment a search finds it (the
+document is first for a query made of its unique words), then removes them, timed the same way until a search no
+longer finds it. Prints p50 and p95 of both and the large/small ratio: writes should cost what they change, not
+what the collection holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from citeqa.eval.beir import load_beir
+from citeqa.eval.bench import Server, percentile
+from citeqa.eval.runner import cached_engine, default_cache_dir
+from citeqa.index.documents import load_corpus
+from citeqa.settings import Settings
+
+WORDS = ["amber", "basalt", "cobalt", "dune", "ember", "fjord", "garnet", "heath", "indigo", "jasper", "kelp", "lagoon"]
+
+
+def note(i: int) -> tuple[str, str, str]:
+    """A small document (id, text) with a made-up word of its own, and the query that should find it first."""
+    marker = f"quillet{i:03d}vane"
+    words = " ".join(WORDS[(i + k) % len(WORDS)] for k in range(6))
+    text = f"# Survey note {i}\n\nThe {marker} survey recorded {words} along the northern shore. It was filed on day {i}."
+    return f"bench/note-{i:03d}.md", text, f"{marker} survey"
+
+
+def found_first(client: httpx.Client, query: str, doc_id: str) -> bool:
+    results = client.post("/v1/search", json={"query": query, "top_k": 1}).raise_for_status().json()["results"]
+    return bool(results) and results[0]["citation"]["doc_id"] == doc_id
+
+
+def until(condition, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the change never became visible to search")
+
+
+def time_writes(index_dir: Path, port: int, adds: int) -> dict[str, object]:
+    command = [sys.executable, "-m", "citeqa", "serve", "--index-dir", str(index_dir), "--port", str(port)]
+    server = Server(command, port)
+    try:
+        with httpx.Client(base_url=server.base, timeout=120) as client:
+            documents = client.get("/v1/documents").json()["documents"]
+            chunks = sum(d["chunks"] for d in documents)
+            add_ms, delete_ms = [], []
+            for i in range(adds):
+                doc_id, text, query = note(i)
+                tick = time.perf_counter()
+                client.post("/v1/documents", json={"id": doc_id, "text": text}).raise_for_status()
+                until(lambda: found_first(client, query, doc_id))  # noqa: B023 - called before the loop moves on
+                add_ms.append((time.perf_counter() - tick) * 1000)
+            for i in range(adds):
+                doc_id, _, query = note(i)
+                tick = time.perf_counter()
+                client.delete(f"/v1/documents/{doc_id}").raise_for_status()
+                until(lambda: not found_first(client, query, doc_id))  # noqa: B023
+                delete_ms.append((time.perf_counter() - tick) * 1000)
+    finally:
+        server.stop()
+    return {"documents": len(documents), "chunks": chunks, "add": add_ms, "delete": delete_ms}
+
+
+def summary(figures: dict[str, object], key: str) -> tuple[float, float]:
+    values = figures[key]
+    return statistics.median(values), percentile(values, 0.95)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", type=Path, required=True, help="a BEIR dataset to serve as the large index")
+    parser.add_argument("--adds", type=int, default=20)
+    parser.add_argument("--port", type=int, default=8771)
+    args = parser.parse_args()
+    settings = Settings()
+    engine_settings = settings.engine_settings()
+    cache = default_cache_dir()
+    dataset = load_beir(args.dataset)
+    sources = {
+        "seed": cached_engine("bench-add-seed", load_corpus(settings.corpus_dir).documents, engine_settings, cache),
+        dataset.name: cached_engine(dataset.name, dataset.documents(), engine_settings, cache, show_progress=True),
+    }
+    results = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, engine in sources.items():
+            folder = engine.collection.folder
+            engine.close()
+            copy = Path(scratch) / name
+            shutil.copytree(folder, copy)
+            results[name] = time_writes(copy, args.port, args.adds)
+    small, large = results["seed"], results[dataset.name]
+    print(f"one-document writes over HTTP, until search sees them ({args.adds} each; p50 / p95 ms)")
+    print(f"{'index':<14}{'documents':>10}{'chunks':>9}{'add p50':>10}{'add p95':>10}{'delete p50':>12}{'delete p95':>12}")
+    for name, figures in results.items():
+        add, delete = summary(figures, "add"), summary(figures, "delete")
+        print(
+            f"{name:<14}{figures['documents']:>10}{figures['chunks']:>9}{add[0]:>10.1f}{add[1]:>10.1f}{delete[0]:>12.1f}{delete[1]:>12.1f}"
+        )
+    print(f"large / small, add p50: {summary(large, 'add')[0] / summary(small, 'add')[0]:.2f}; "
+          f"delete p50: {summary(large, 'delete')[0] / summary(small, 'delete')[0]:.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
