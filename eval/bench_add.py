@@ -6,8 +6,9 @@ Serves two indexes with real `citeqa serve` processes, one after the other: the 
 dataset (built once into the evaluation cache, then copied so the adds never touch the cache). On each it adds
 `--adds` new small documents one at a time and times each from the request to the moment a search finds it (the
 document is first for a query made of its unique words), then removes them, timed the same way until a search no
-longer finds it. Prints p50 and p95 of both and the large/small ratio: writes should cost what they change, not
-what the collection holds.
+longer finds it. Prints p50 and p95 of both, the p50 of the same searches with nothing changing (the part of a
+write's time that is the search itself), and the large/small ratio: writes should cost what they change, not what
+the collection holds.
 """
 
 from __future__ import annotations
@@ -65,6 +66,12 @@ def time_writes(index_dir: Path, port: int, adds: int) -> dict[str, object]:
                 client.post("/v1/documents", json={"id": doc_id, "text": text}).raise_for_status()
                 until(lambda: found_first(client, query, doc_id))  # noqa: B023 - called before the loop moves on
                 add_ms.append((time.perf_counter() - tick) * 1000)
+            search_ms = []  # the same searches with nothing changing: what of a write's time is the search itself
+            for i in range(adds):
+                doc_id, _, query = note(i)
+                tick = time.perf_counter()
+                found_first(client, query, doc_id)
+                search_ms.append((time.perf_counter() - tick) * 1000)
             for i in range(adds):
                 doc_id, _, query = note(i)
                 tick = time.perf_counter()
@@ -73,7 +80,7 @@ def time_writes(index_dir: Path, port: int, adds: int) -> dict[str, object]:
                 delete_ms.append((time.perf_counter() - tick) * 1000)
     finally:
         server.stop()
-    return {"documents": len(documents), "chunks": chunks, "add": add_ms, "delete": delete_ms}
+    return {"documents": len(documents), "chunks": chunks, "add": add_ms, "delete": delete_ms, "search": search_ms}
 
 
 def summary(figures: dict[str, object], key: str) -> tuple[float, float]:
@@ -105,12 +112,12 @@ def main() -> None:
             results[name] = time_writes(copy, args.port, args.adds)
     small, large = results["seed"], results[dataset.name]
     print(f"one-document writes over HTTP, until search sees them ({args.adds} each; p50 / p95 ms)")
-    print(f"{'index':<14}{'documents':>10}{'chunks':>9}{'add p50':>10}{'add p95':>10}{'delete p50':>12}{'delete p95':>12}")
+    print(f"{'index':<14}{'documents':>10}{'chunks':>9}{'add p50':>10}{'add p95':>10}{'delete p50':>12}{'delete p95':>12}"
+          f"{'search alone p50':>18}")  # fmt: skip
     for name, figures in results.items():
-        add, delete = summary(figures, "add"), summary(figures, "delete")
-        print(
-            f"{name:<14}{figures['documents']:>10}{figures['chunks']:>9}{add[0]:>10.1f}{add[1]:>10.1f}{delete[0]:>12.1f}{delete[1]:>12.1f}"
-        )
+        add, delete, search = summary(figures, "add"), summary(figures, "delete"), summary(figures, "search")
+        print(f"{name:<14}{figures['documents']:>10}{figures['chunks']:>9}{add[0]:>10.1f}{add[1]:>10.1f}{delete[0]:>12.1f}"
+              f"{delete[1]:>12.1f}{search[0]:>18.1f}")  # fmt: skip
     print(f"large / small, add p50: {summary(large, 'add')[0] / summary(small, 'add')[0]:.2f}; "
           f"delete p50: {summary(large, 'delete')[0] / summary(small, 'delete')[0]:.2f}")  # fmt: skip
 

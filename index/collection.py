@@ -282,7 +282,7 @@ class Collection:
         """Remove original files no live document names (after the grace period); returns their hashes. Under the
         write lock, so no commit can start naming a file while the references are read."""
         with self.writing(timeout):
-            return OriginalStore(self.folder).sweep(self.referenced_originals(), grace_seconds)
+            return OriginalStore(self.folder).sweep(self.referenced_originals, grace_seconds)
 
     # -- writing ----------------------------------------------------------------------------------
 

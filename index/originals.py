@@ -17,6 +17,7 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 ORIGINALS_DIR = "files"
@@ -92,14 +93,16 @@ class OriginalStore:
         folder.mkdir(parents=True)
         return folder
 
-    def sweep(self, referenced: set[str], grace_seconds: float = DEFAULT_GRACE_SECONDS) -> list[str]:
+    def sweep(self, referenced: set[str] | Callable[[], set[str]], grace_seconds: float = DEFAULT_GRACE_SECONDS) -> list[str]:
         """Remove stored originals not in `referenced` and older than the grace period, and abandoned upload
         folders; returns the hashes removed. Call it while holding the collection's write lock, with the
-        references of the committed state, so no commit can name a file between the listing and the removal."""
+        references of the committed state, so no commit can name a file between the listing and the removal.
+        `referenced` may be a function: it is called only when some stored file is old enough to go, so a sweep
+        after a write costs what the folder holds, not what the collection holds."""
         if not self.folder.is_dir():
             return []
         cutoff = time.time() - grace_seconds
-        removed = []
+        candidates = []
         for entry in self.folder.iterdir():
             if entry.name == INCOMING_DIR:
                 for upload in entry.iterdir():
@@ -107,11 +110,18 @@ class OriginalStore:
                         shutil.rmtree(upload, ignore_errors=True)
             elif not _older(entry, cutoff):
                 continue
-            elif SHA256.fullmatch(entry.name) and entry.name not in referenced:
-                entry.unlink(missing_ok=True)
-                removed.append(entry.name)
+            elif SHA256.fullmatch(entry.name):
+                candidates.append(entry)
             elif entry.name.startswith(".tmp-"):
                 entry.unlink(missing_ok=True)  # a write killed between writing and renaming
+        if not candidates:
+            return []
+        keep = referenced() if callable(referenced) else referenced
+        removed = []
+        for entry in candidates:
+            if entry.name not in keep:
+                entry.unlink(missing_ok=True)
+                removed.append(entry.name)
         return removed
 
     def _reuse(self, sha256: str) -> bool:
