@@ -181,3 +181,37 @@ def test_dense_vectors_are_memory_mapped_not_loaded(corpus_dir: Path, tmp_path: 
     build(corpus_dir, tmp_path / "idx", embedder)
     reader = Engine.open(tmp_path / "idx", EngineSettings(), embedder).collection.snapshot().segments[0].reader
     assert isinstance(reader.chunk_vectors, np.memmap) and isinstance(reader.unit_vectors, np.memmap)
+
+
+def test_a_large_segment_searches_through_ivf_and_never_returns_deleted_chunks(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Segments from ANN_MIN_CHUNKS chunks on search through a memory-mapped IVF index (lowered here so a small
+    collection has one): the manifest of the segment says so, a search finds the right document, and a deleted
+    document's chunks never come back, though IVF returns them until they are filtered."""
+    from citeqa.index import segment
+
+    monkeypatch.setattr(segment, "ANN_MIN_CHUNKS", 300)
+    topics = ["harbour pilots", "glacier melt", "beekeeping", "railway signals", "bread ovens", "violin varnish"]
+    documents = [
+        make_document(f"t{i}.md", f"# {topics[i % 6]} {i}\n\n" + " ".join(
+            f"Note {k} of file {i} is about {topics[i % 6]} and item {k * i} of the log." for k in range(30)
+        ), source=f"t{i}.md")
+        for i in range(60)
+    ]  # fmt: skip
+    engine = Engine.create(tmp_path / "index", EngineSettings(), embedder)
+    engine.background_merges = False
+    engine.upsert(documents)
+    (reader,) = [s.reader for s in engine.collection.snapshot().segments]
+    assert reader.dense_kind == "ivf" and reader.ann is not None and reader.chunk_count >= 300
+    assert json.loads((reader.folder / "segment.json").read_text())["dense"] == "ivf"
+    top = engine.search("beekeeping note 3 of file 14", 3)
+    assert top[0].document.id == "t14.md"
+    beekeeping = [f"t{i}.md" for i in range(60) if i % 6 == 2]
+    engine.delete(beekeeping)
+    vector = embedder.embed_query("beekeeping")
+    snapshot = engine.collection.snapshot()
+    near = {snapshot.doc_id(int(row)) for row in snapshot.nearest_chunks(vector, 50)}
+    assert near and not near & set(beekeeping)
+    assert all(p.document.id not in beekeeping for p in engine.search("beekeeping", 10))
+    engine.close()
