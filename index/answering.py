@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from citeqa.index.evidence import Passage, Quote
+from citeqa.index.evidence import Passage, Quote, close_to_best
 
 NOT_FOUND = "Not found in the documents."
 
@@ -34,8 +34,8 @@ class ComposedAnswer:
 
 
 def compose_answer(passages: list[Passage], settings: AnswerSettings) -> ComposedAnswer:
-    """The best passage's quote with its close companions, and close runners-up that say something else; or
-    NOT_FOUND. Sentences of one document are read in the document's order, documents in rank order."""
+    """The best passage's quote, then its close companions and close runners-up that say something else (a
+    document's sentences in the document's order, documents in rank order); or NOT_FOUND."""
     if not passages or passages[0].quote.score < settings.min_relevance:
         return ComposedAnswer(NOT_FOUND, [], False)
     best = passages[0].quote
@@ -54,11 +54,8 @@ def compose_answer(passages: list[Passage], settings: AnswerSettings) -> Compose
 
 def _close(quote: Quote, best: Quote, settings: AnswerSettings) -> bool:
     """The rule EvidenceFinder applies to a passage's own companions, applied to another passage's quote."""
-    if quote.probability is not None and best.probability is not None:
-        likely = quote.probability >= min(settings.companion_probability, settings.companion_ratio * best.probability)
-    else:
-        likely = True
-    return likely and quote.score >= settings.companion_ratio * best.score
+    ratio, least = settings.companion_ratio, settings.companion_probability
+    return bool(close_to_best(quote.score, quote.probability, best.score, best.probability, ratio, least))
 
 
 def _same_words(a: Passage, b: Passage) -> bool:

@@ -47,6 +47,24 @@ def term_overlap(query_weights: dict[str, float], sentence_terms: list[str]) -> 
     return sum(query_weights[t] for t in set(sentence_terms) if t in query_weights) / total
 
 
+def close_to_best(
+    score: np.ndarray | float,
+    probability: np.ndarray | float | None,
+    best_score: float,
+    best_probability: float | None,
+    ratio: float,
+    least_probability: float,
+) -> np.ndarray | bool:
+    """Whether a sentence (or each of an array of them) answers nearly as well as the best one: its score (the one
+    abstention and re-scoring use) is at least `ratio` of the best's, and the quote selector judges it likely to
+    hold an answer (at least `least_probability`), or as likely as the best, when the selector is unsure of the
+    best too (at least `ratio` of its probability)."""
+    close = np.asarray(score) >= ratio * best_score
+    if probability is not None and best_probability is not None:
+        close = close & (np.asarray(probability) >= min(least_probability, ratio * best_probability))
+    return close
+
+
 class EvidenceFinder:
     """Chooses the quote of each hit among its evidence units (embedded at index time), clipped to the chunk.
 
@@ -121,12 +139,10 @@ class EvidenceFinder:
         else:
             chooser, probabilities = scores, None
         best = int(np.argmax(chooser))
-        # A companion scores close to the best (the score abstention and re-scoring use), the selector judges it
-        # likely to hold an answer (or as likely as the best, when the selector is unsure of the best too), and it
-        # is other words (evidence units may overlap).
-        close = scores >= self.companion_ratio * scores[best]
-        if probabilities is not None:
-            close &= probabilities >= min(self.companion_probability, self.companion_ratio * probabilities[best])
+        best_probability = None if probabilities is None else float(probabilities[best])
+        close = close_to_best(
+            scores, probabilities, float(scores[best]), best_probability, self.companion_ratio, self.companion_probability
+        )
 
         def quote(i: int, companions: tuple[Quote, ...] = ()) -> Quote:
             probability = None if probabilities is None else float(probabilities[i])
@@ -135,6 +151,6 @@ class EvidenceFinder:
         companions = tuple(
             quote(i)
             for i in sorted(np.flatnonzero(close).tolist(), key=lambda i: spans[i].start)
-            if i != best and (spans[i].end <= spans[best].start or spans[best].end <= spans[i].start)
+            if i != best and (spans[i].end <= spans[best].start or spans[best].end <= spans[i].start)  # other words
         )
         return quote(best, companions)

@@ -180,7 +180,9 @@ def test_a_half_written_segment_is_never_served_and_the_next_writer_removes_it(
 def test_dense_vectors_are_memory_mapped_not_loaded(corpus_dir: Path, tmp_path: Path, embedder: Embedder) -> None:
     build(corpus_dir, tmp_path / "idx", embedder)
     reader = Engine.open(tmp_path / "idx", EngineSettings(), embedder).collection.snapshot().segments[0].reader
-    assert isinstance(reader.chunk_vectors, np.memmap) and isinstance(reader.unit_vectors, np.memmap)
+    for vectors in (reader.chunk_vectors, reader.unit_vectors, reader.chunks, reader.units):
+        # Plain ndarray views over the file's mapping (cheaper to index than np.memmap), never a loaded copy.
+        assert not vectors.flags.owndata and isinstance(vectors.base, np.memmap) and not vectors.flags.writeable
 
 
 def test_a_large_segment_searches_through_ivf_and_never_returns_deleted_chunks(
