@@ -34,6 +34,7 @@ from citeqa.index.documents import Document
 from citeqa.index.lexical import LexicalSettings
 from citeqa.index.manifest import REBUILD_HINT, IndexConfig, IndexMismatchError, IndexMissingError, Manifest
 from citeqa.index.originals import DEFAULT_GRACE_SECONDS, OriginalStore
+from citeqa.index.progress import stop_if_asked
 from citeqa.index.segment import PreparedDocument, SegmentInfo, SegmentReader, write_segment
 from citeqa.index.snapshot import LiveSegment, Snapshot
 
@@ -389,7 +390,7 @@ class Collection:
 
         Live documents are copied with their vectors (nothing is embedded again); their postings are rebuilt.
         `passage_terms(document, chunks)` gives the lexical tokens of each chunk, as at indexing time. Once
-        `stopping` is set, the merge raises MergeStopped at its next step before the commit; the segment it staged
+        `stopping` is set, the merge raises WriteStopped at its next step before the commit; the segment it staged
         is removed by the next write."""
         with self.writing(timeout):
             rows = self._query("SELECT name, chunks FROM segments ORDER BY created, name")
@@ -402,22 +403,13 @@ class Collection:
             live_docs = set(self._query(f"SELECT segment, local FROM documents WHERE segment IN ({marks})", tuple(chosen)))
             prepared: list[PreparedDocument] = []
             for name in chosen:
-                _stop_if_set(stopping)
+                stop_if_asked(stopping)
                 prepared.extend(_copy_live(by_name[name].reader, live_docs, passage_terms))
             infos = [write_segment(self.folder / SEGMENTS_DIR, prepared, self.manifest.config.dimension)] if prepared else []
-            _stop_if_set(stopping)
+            stop_if_asked(stopping)
             self._commit(infos, [], dropped=chosen)
             self._collect_garbage()
             return len(chosen)
-
-
-class MergeStopped(Exception):
-    """A merge ended before its commit because its collection is closing."""
-
-
-def _stop_if_set(stopping: threading.Event | None) -> None:
-    if stopping is not None and stopping.is_set():
-        raise MergeStopped
 
 
 def _copy_live(reader: SegmentReader, live_docs: set[tuple[str, int]], passage_terms) -> list[PreparedDocument]:

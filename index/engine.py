@@ -17,13 +17,13 @@ import numpy as np
 from citeqa.index.answering import AnswerSettings, ComposedAnswer, compose_answer
 from citeqa.index.builder import IndexSettings, Preparer
 from citeqa.index.chunking import Chunk
-from citeqa.index.collection import Collection, MergeStopped, WriteResult
+from citeqa.index.collection import Collection, WriteResult
 from citeqa.index.documents import Document
 from citeqa.index.embedding import DEFAULT_ENCODER, DEFAULT_MODEL, Embedder
 from citeqa.index.evidence import EvidenceFinder, Passage, Quote
 from citeqa.index.lexical import LexicalTokenizer
 from citeqa.index.originals import OriginalStore
-from citeqa.index.progress import NO_PROGRESS, Progress, Stage
+from citeqa.index.progress import NO_PROGRESS, Progress, Stage, WriteStopped
 from citeqa.index.quote_selector import QuoteSelector
 from citeqa.index.search import Hit, RetrievalSettings, Retriever, SearchMode
 from citeqa.index.snapshot import Snapshot
@@ -282,7 +282,7 @@ class Engine:
                 self.merge()
                 # A replaced or deleted document may have left its original file unreferenced.
                 self.collection.sweep_originals(timeout=self.settings.write_timeout)
-            except MergeStopped:
+            except WriteStopped:
                 log.info("background merge stopped: the collection is closing")
             except Exception:  # a failed merge or sweep leaves the committed state as it was
                 log.exception("background merge failed")

@@ -48,7 +48,7 @@ NO_PROGRESS = Progress()
 
 
 class WriteStopped(Exception):
-    """Raised from a progress hook when the process is stopping: the write ends before its commit, committing nothing."""
+    """Raised when the process is stopping: the write (or merge) ends before its commit, committing nothing."""
 
 
 class StopWhenAsked(Progress):
@@ -60,5 +60,11 @@ class StopWhenAsked(Progress):
         self.stopping = stopping
 
     def advance(self, stage: Stage, amount: int = 1) -> None:
-        if self.stopping.is_set() and stage in WORK_STAGES and stage is not Stage.COMMITTING:
-            raise WriteStopped
+        if stage in WORK_STAGES and stage is not Stage.COMMITTING:
+            stop_if_asked(self.stopping)
+
+
+def stop_if_asked(stopping: threading.Event | None) -> None:
+    """A point where a write (or a merge) may end cleanly: raises WriteStopped once `stopping` is set."""
+    if stopping is not None and stopping.is_set():
+        raise WriteStopped

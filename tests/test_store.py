@@ -217,3 +217,22 @@ def test_a_large_segment_searches_through_ivf_and_never_returns_deleted_chunks(
     assert near and not near & set(beekeeping)
     assert all(p.document.id not in beekeeping for p in engine.search("beekeeping", 10))
     engine.close()
+
+
+def test_a_merge_asked_to_stop_commits_nothing_and_a_later_merge_still_runs(tmp_path: Path, embedder: Embedder) -> None:
+    import threading
+
+    from citeqa.index.progress import WriteStopped
+
+    engine = Engine.create(tmp_path / "index", EngineSettings(), embedder)
+    engine.background_merges = False
+    for i in range(3):
+        engine.upsert([make_document(f"n{i}.md", f"# Note {i}\n\nThe ferry to island {i} leaves at dawn.", f"n{i}.md")])
+    generation, segments = engine.collection.generation(), live_segments(tmp_path / "index")
+    stopping = threading.Event()
+    stopping.set()
+    with pytest.raises(WriteStopped):
+        engine.collection.merge(engine.preparer.passage_terms, stopping=stopping, force=True)
+    assert engine.collection.generation() == generation and live_segments(tmp_path / "index") == segments
+    assert engine.merge(force=True) == 3 and len(live_segments(tmp_path / "index")) == 1
+    engine.close()
