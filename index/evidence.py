@@ -90,63 +90,70 @@ class EvidenceFinder:
         self.companion_probability = companion_probability
 
     def quotes(self, query: str, query_terms: list[str], query_vector: np.ndarray, hits: list[Hit]) -> list[Quote]:
-        """One quote per hit, in hit order; each lies inside its hit's chunk."""
+        """One quote per hit, in hit order; each lies inside its hit's chunk.
+
+        The candidate units of every hit are gathered and scored together (one matrix product, one pass of the
+        selector), then each hit takes its best; the result is the same as scoring hit by hit."""
         if not hits:
             return []
-        query_weights = self.snapshot.idf(set(query_terms))
-        question = None
-        if self.selector is not None:
-            question = QuestionInput.build(query, query_vector, self.tokenizer.tokenize, self.snapshot.idf)
-        unit_lists = self.snapshot.units_of(np.array([hit.row for hit in hits], dtype=np.int64))
-        return [
-            self._best_quote(hit, units, query_weights, query_vector, question)
-            for hit, units in zip(hits, unit_lists, strict=True)
-        ]
-
-    def _best_quote(
-        self,
-        hit: Hit,
-        unit_rows: np.ndarray,
-        query_weights: dict[str, float],
-        query_vector: np.ndarray,
-        question: QuestionInput | None,
-    ) -> Quote:
-        chunk = hit.chunk
-        document = self.snapshot.document_of(hit.row)
-        spans = []
-        for row in unit_rows.tolist():
-            _, start, end = self.snapshot.unit_span(row)
-            spans.append(trim(document.text, Span(max(start, chunk.start), min(end, chunk.end))))
-        if not spans:
-            return Quote(chunk.start, chunk.end, chunk.text, hit.dense, hit.dense)
-        vectors = self.snapshot.unit_vectors(unit_rows)
+        snapshot = self.snapshot
+        unit_lists = snapshot.units_of(np.array([hit.row for hit in hits], dtype=np.int64))
+        units = np.concatenate(unit_lists)
+        spans: list[Span] = []
+        texts: list[str] = []
+        for hit, (first, last) in zip(hits, _bounds(unit_lists), strict=True):
+            chunk, text = hit.chunk, snapshot.document_of(hit.row).text
+            for start, end in snapshot.unit_spans(units[first:last]).tolist():
+                span = trim(text, Span(max(start, chunk.start), min(end, chunk.end)))
+                spans.append(span)
+                texts.append(text[span.start : span.end])
+        vectors = snapshot.unit_vectors(units)
         cosines = vectors @ query_vector
-        texts = [document.text[span.start : span.end] for span in spans]
-        terms = [self.snapshot.unit_terms(row, self.tokenizer.tokenize) for row in unit_rows.tolist()]
+        terms = snapshot.unit_terms(units, self.tokenizer.tokenize)
+        query_weights = snapshot.idf(set(query_terms))
         overlaps = np.array([term_overlap(query_weights, unit_terms) for unit_terms in terms])
         scores = cosines + self.lexical_weight * overlaps
-        if question is not None and self.selector is not None:
-            previous = [self.snapshot.previous_unit(row) for row in unit_rows.tolist()]
+        probabilities = None
+        if self.selector is not None and len(units):
+            question = QuestionInput.build(query, query_vector, self.tokenizer.tokenize, snapshot.idf)
+            previous = snapshot.previous_units(units)
+            known = previous >= 0
             previous_vectors = np.zeros_like(vectors)
-            known = [i for i, row in enumerate(previous) if row is not None]
-            if known:
-                previous_vectors[known] = self.snapshot.unit_vectors(np.array([previous[i] for i in known], dtype=np.int64))
-            previous_terms = [
-                self.snapshot.unit_terms(row, self.tokenizer.tokenize) if row is not None else [] for row in previous
-            ]
-            candidates = CandidateUnits(texts, terms, vectors, previous_vectors, previous_terms)
-            chooser = probabilities = self.selector.score(question, candidates)
-        else:
-            chooser, probabilities = scores, None
+            previous_vectors[known] = snapshot.unit_vectors(previous[known])
+            previous_terms: list[list[str]] = [[] for _ in range(len(units))]
+            for i, unit_terms in zip(
+                np.flatnonzero(known).tolist(), snapshot.unit_terms(previous[known], self.tokenizer.tokenize), strict=True
+            ):
+                previous_terms[i] = unit_terms
+            sizes = [len(unit_rows) for unit_rows in unit_lists]
+            candidates = CandidateUnits(texts, terms, vectors, previous_vectors, previous_terms, sizes)
+            probabilities = self.selector.score(question, candidates)
+        units_of_hit = _Units(spans, texts, scores, cosines, probabilities)
+        return [
+            self._best_quote(hit, units_of_hit, first, last) for hit, (first, last) in zip(hits, _bounds(unit_lists), strict=True)
+        ]
+
+    def _best_quote(self, hit: Hit, units: _Units, first: int, last: int) -> Quote:
+        """The quote of one hit, among the scored units [first, last) (its own), with its companions."""
+        if first == last:
+            chunk = hit.chunk
+            return Quote(chunk.start, chunk.end, chunk.text, hit.dense, hit.dense)
+        scores = units.scores[first:last]
+        probabilities = None if units.probabilities is None else units.probabilities[first:last]
+        chooser = scores if probabilities is None else probabilities
         best = int(np.argmax(chooser))
         best_probability = None if probabilities is None else float(probabilities[best])
         close = close_to_best(
             scores, probabilities, float(scores[best]), best_probability, self.companion_ratio, self.companion_probability
         )
+        spans = units.spans[first:last]
 
         def quote(i: int, companions: tuple[Quote, ...] = ()) -> Quote:
             probability = None if probabilities is None else float(probabilities[i])
-            return Quote(spans[i].start, spans[i].end, texts[i], float(scores[i]), float(cosines[i]), companions, probability)
+            j = first + i
+            return Quote(
+                spans[i].start, spans[i].end, units.texts[j], float(scores[i]), float(units.cosines[j]), companions, probability
+            )
 
         companions = tuple(
             quote(i)
@@ -154,3 +161,20 @@ class EvidenceFinder:
             if i != best and (spans[i].end <= spans[best].start or spans[best].end <= spans[i].start)  # other words
         )
         return quote(best, companions)
+
+
+@dataclass(frozen=True)
+class _Units:
+    """The candidate units of a list of hits, scored together; each hit owns a run of them."""
+
+    spans: list[Span]  # each clipped to its hit's chunk and trimmed
+    texts: list[str]
+    scores: np.ndarray  # cosine + lexical weight * overlap
+    cosines: np.ndarray
+    probabilities: np.ndarray | None  # the selector's, when there is one
+
+
+def _bounds(unit_lists: list[np.ndarray]) -> list[tuple[int, int]]:
+    """[first, last) of each list's run in their concatenation."""
+    ends = np.cumsum([len(unit_rows) for unit_rows in unit_lists]).tolist()
+    return list(zip([0, *ends[:-1]], ends, strict=True))

@@ -23,7 +23,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from importlib import resources
 from itertools import pairwise
 from pathlib import Path
@@ -132,13 +132,16 @@ class QuestionInput:
 
 @dataclass(frozen=True)
 class CandidateUnits:
-    """The evidence units of one chunk, in text order, with what the store already holds for each."""
+    """The evidence units of one chunk (or of several, in `groups`), in text order, with what the store holds for each."""
 
     texts: Sequence[str]  # the unit texts as they would be quoted
     terms: Sequence[Sequence[str]]  # stemmed terms of each text
     vectors: np.ndarray  # (n, d) unit vectors (store.unit_vectors rows)
     previous_vectors: np.ndarray  # (n, d) vector of the unit before each in its document; a zero row for the first
     previous_terms: Sequence[Sequence[str]]  # stemmed terms of that previous unit; empty for the first
+    # Sizes of consecutive groups of units that are each one chunk's candidates (they add up to len(texts));
+    # empty: all of them are one chunk's.
+    groups: Sequence[int] = ()
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -158,27 +161,36 @@ def _question_types(question: str) -> tuple[bool, bool, bool, bool]:
     )
 
 
-def _has_new_name(text: str, question_words: set[str]) -> bool:
-    """A capitalised word, not the sentence's first, that the question does not contain."""
-    words = _words(text)[1:]
-    return any(w[0].isupper() and w.lower() not in question_words and w.lower() not in _MONTHS for w in words)
+@dataclass(frozen=True)
+class TextFacts:
+    """What the answer-type features read off a unit's text, whatever the question: computed once per text."""
+
+    names: frozenset[str]  # lower-cased capitalised words after the first, months aside ("Shoygu", "Kyiv")
+    has_date: bool  # a year, an ordinal, a century, a capitalised month or weekday
+    numbers: frozenset[str]  # digit runs ("1,200", "3.5")
+    number_words: frozenset[str]  # lower-cased number words ("twelve", "million")
+    places: frozenset[str]  # lower-cased capitalised words after in/at/from/…
+    leans_back: bool  # opens with a word that points at the sentence before ("He …", "This claim …")
+    log_length: float  # log of the length in characters
 
 
-def _has_date(text: str) -> bool:
-    # Month names count only capitalised, so "may be carried over" is not a date.
-    return bool(_YEAR.search(text)) or any(w[0].isupper() and w.lower() in _MONTHS for w in _words(text))
-
-
-def _has_new_number(text: str, question: str) -> bool:
-    question_numbers = set(_NUMBER.findall(question))
-    if any(n not in question_numbers for n in _NUMBER.findall(text)):
-        return True
-    question_words = {w.lower() for w in _words(question)}
-    return any(w.lower() in _NUMBER_WORDS and w.lower() not in question_words for w in _words(text))
-
-
-def _has_new_place(text: str, question_words: set[str]) -> bool:
-    return any(m.group(1).lower() not in question_words for m in _PLACE.finditer(text))
+@lru_cache(maxsize=65536)
+def text_facts(text: str) -> TextFacts:
+    """The question-independent facts of one unit text. A query scores a few dozen units, mostly the same ones
+    as recent queries, so the regular expressions run once per text rather than once per query (bounded cache)."""
+    words = _words(text)
+    lowered = [w.lower() for w in words]
+    opener = lowered[:2]
+    # Month names count as dates only capitalised, so "may be carried over" is not a date.
+    return TextFacts(
+        names=frozenset(lw for w, lw in zip(words[1:], lowered[1:], strict=True) if w[0].isupper() and lw not in _MONTHS),
+        has_date=bool(_YEAR.search(text)) or any(w[0].isupper() and lw in _MONTHS for w, lw in zip(words, lowered, strict=True)),
+        numbers=frozenset(_NUMBER.findall(text)),
+        number_words=frozenset(lw for lw in lowered if lw in _NUMBER_WORDS),
+        places=frozenset(m.group(1).lower() for m in _PLACE.finditer(text)),
+        leans_back=bool(opener) and (opener[0] in REFERENCE_OPENERS or " ".join(opener) in REFERENCE_OPENERS),
+        log_length=math.log(max(len(text), 1)),
+    )
 
 
 def _overlap(weights: Mapping[str, float], terms: set[str]) -> float:
@@ -192,21 +204,34 @@ def _bm25(weights: Mapping[str, float], terms: Sequence[str]) -> float:
     total = sum(weights.values())
     if total <= 0 or not terms:
         return 0.0
-    counts = Counter(terms)
+    counts = Counter(t for t in terms if t in weights)  # only the question's terms are looked up
     norm = BM25_K1 * (1.0 - BM25_B + BM25_B * len(terms) / MEAN_UNIT_TERMS)
-    score = sum(w * counts[t] * (BM25_K1 + 1.0) / (counts[t] + norm) for t, w in weights.items() if t in counts)
+    score = sum(weights[t] * count * (BM25_K1 + 1.0) / (count + norm) for t, count in counts.items())
     return score / (total * (BM25_K1 + 1.0))
 
 
-def _bigram_share(question_terms: Sequence[str], terms: Sequence[str]) -> float:
-    wanted = set(pairwise(question_terms))
+def _bigram_share(wanted: set[tuple[str, str]], terms: Sequence[str]) -> float:
+    """Share of the question's adjacent term pairs (`wanted`) that the unit repeats in order."""
     if not wanted:
         return 0.0
     return len(wanted & set(pairwise(terms))) / len(wanted)
 
 
+def _group_starts(sizes: Sequence[int], n: int) -> np.ndarray:
+    """Start row of each non-empty group of consecutive rows (the whole matrix when no sizes are given)."""
+    if not sizes:
+        return np.zeros(1, dtype=np.int64)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
+    if int(np.sum(sizes)) != n:
+        raise ValueError(f"group sizes add up to {int(np.sum(sizes))}, not to the {n} candidates")
+    return starts[np.asarray(sizes) > 0]
+
+
 def quote_features(question: QuestionInput, candidates: CandidateUnits) -> np.ndarray:
-    """A float64 matrix of shape (len(candidates), len(FEATURE_NAMES)): one row per candidate unit."""
+    """A float64 matrix of shape (len(candidates), len(FEATURE_NAMES)): one row per candidate unit.
+
+    Position and the margins are taken within each chunk's group of candidates (`candidates.groups`), so the
+    units of many chunks are scored in one call with the rows they would get one chunk at a time."""
     n = len(candidates)
     features = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float64)
     if n == 0:
@@ -223,36 +248,41 @@ def quote_features(question: QuestionInput, candidates: CandidateUnits) -> np.nd
 
     asks_person, asks_date, asks_number, asks_place = _question_types(question.text)
     question_words = {w.lower() for w in _words(question.text)}
+    question_numbers = set(_NUMBER.findall(question.text))
+    question_bigrams = set(pairwise(question.terms))
+    weights = question.weights
+    starts = _group_starts(candidates.groups, n)
+    sizes = np.diff(np.append(starts, n))
+    position = np.arange(n) - np.repeat(starts, sizes)
+    last = np.repeat(np.maximum(sizes - 1, 1), sizes)
     for i, (text, terms, previous_terms) in enumerate(
         zip(candidates.texts, candidates.terms, candidates.previous_terms, strict=True)
     ):
+        facts = text_facts(text)
         unit_terms = set(terms)
-        opener = _words(text)[:2]
-        leans_back = bool(opener) and (
-            opener[0].lower() in REFERENCE_OPENERS or " ".join(w.lower() for w in opener) in REFERENCE_OPENERS
-        )
+        new_number = bool(facts.numbers - question_numbers) or bool(facts.number_words - question_words)
         features[i] = (
             cosine[i],
             cosine_in_context[i],
-            max(0.0, cosine_in_context[i] - cosine[i]) if leans_back and not first[i] else 0.0,
-            _overlap(question.weights, unit_terms),
-            _overlap(question.weights, unit_terms | set(previous_terms)),
-            _bm25(question.weights, terms),
-            _bigram_share(question.terms, terms),
-            float(asks_person and _has_new_name(text, question_words)),
-            float(asks_date and _has_date(text)),
-            float(asks_number and _has_new_number(text, question.text)),
-            float(asks_place and _has_new_place(text, question_words)),
-            i / (n - 1) if n > 1 else 0.0,
+            max(0.0, cosine_in_context[i] - cosine[i]) if facts.leans_back and not first[i] else 0.0,
+            _overlap(weights, unit_terms),
+            _overlap(weights, unit_terms | set(previous_terms)),
+            _bm25(weights, terms),
+            _bigram_share(question_bigrams, terms),
+            float(asks_person and bool(facts.names - question_words)),
+            float(asks_date and facts.has_date),
+            float(asks_number and new_number),
+            float(asks_place and bool(facts.places - question_words)),
+            position[i] / last[i],
             float(first[i]),
-            math.log(max(len(text), 1)),
+            facts.log_length,
             0.0,
             0.0,
             0.0,
         )
     for column, source in (("cosine_margin", "cosine"), ("overlap_margin", "overlap"), ("bm25_margin", "bm25")):
         values = features[:, FEATURE_NAMES.index(source)]
-        features[:, FEATURE_NAMES.index(column)] = values - values.max()
+        features[:, FEATURE_NAMES.index(column)] = values - np.repeat(np.maximum.reduceat(values, starts), sizes)
     return features
 
 

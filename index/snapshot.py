@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,30 +95,37 @@ class Snapshot:
                 result[position] = np.arange(base + first, base + last, dtype=np.int64)
         return result
 
-    def unit_span(self, unit_row: int) -> tuple[int, int, int]:
-        """(segment index, start, end) of a unit."""
-        s = int(np.searchsorted(self.unit_offsets, unit_row, side="right") - 1)
-        _, start, end = (int(x) for x in self.segments[s].reader.units[unit_row - self.unit_offsets[s], :3])
-        return s, start, end
+    def unit_spans(self, unit_rows: np.ndarray) -> np.ndarray:
+        """(n, 2) int64: start and end of each unit in its document's text."""
+        out = np.zeros((len(unit_rows), 2), dtype=np.int64)
+        for s, positions, local in self._split(unit_rows, self.unit_offsets):
+            out[positions] = self.segments[s].reader.units[local, 1:3]
+        return out
 
-    def previous_unit(self, unit_row: int) -> int | None:
-        """The unit before this one in the same document (units of a document are stored in text order)."""
-        s = int(np.searchsorted(self.unit_offsets, unit_row, side="right") - 1)
-        local = int(unit_row - self.unit_offsets[s])
-        units = self.segments[s].reader.units
-        if local == 0 or int(units[local - 1, 0]) != int(units[local, 0]):
-            return None
-        return unit_row - 1
+    def previous_units(self, unit_rows: np.ndarray) -> np.ndarray:
+        """The global row of the unit before each one in the same document, -1 for a document's first (the units
+        of a document are stored in text order)."""
+        out = np.full(len(unit_rows), -1, dtype=np.int64)
+        for s, positions, local in self._split(unit_rows, self.unit_offsets):
+            documents = self.segments[s].reader.units[:, 0]
+            before = np.maximum(local - 1, 0)
+            same = (local > 0) & (documents[before] == documents[local])
+            out[positions[same]] = local[same] - 1 + self.unit_offsets[s]
+        return out
 
-    def unit_terms(self, unit_row: int, tokenize) -> list[str]:
-        s, start, end = self.unit_span(unit_row)
-        reader = self.segments[s].reader
-        local = int(unit_row - self.unit_offsets[s])
-        terms = reader.terms_cache.get(local)
-        if terms is None:
-            text = reader.document(int(reader.units[local, 0])).text
-            terms = reader.terms_cache[local] = tokenize([text[start:end]])[0]
-        return terms
+    def unit_terms(self, unit_rows: np.ndarray, tokenize: Callable[[list[str]], list[list[str]]]) -> list[list[str]]:
+        """The stemmed terms of each unit, tokenised once per segment and kept (segments never change)."""
+        out: list[list[str]] = [[] for _ in range(len(unit_rows))]
+        for s, positions, local in self._split(unit_rows, self.unit_offsets):
+            reader = self.segments[s].reader
+            for position, row in zip(positions.tolist(), local.tolist(), strict=True):
+                terms = reader.terms_cache.get(row)
+                if terms is None:
+                    document, start, end = (int(x) for x in reader.units[row, :3])
+                    text = reader.document(document).text
+                    terms = reader.terms_cache[row] = tokenize([text[start:end]])[0]
+                out[position] = terms
+        return out
 
     def _dimension(self) -> int:
         for s in self.segments:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -170,3 +171,25 @@ def test_scores_are_deterministic(seed: DocumentUnits, embedder: Embedder, selec
     model = json.loads(json.dumps(selector.model))
     x = (quote_features(question, seed.candidates(window)[0]) - np.array(model["mean"])) / np.array(model["scale"])
     assert np.allclose(first, 1.0 / (1.0 + np.exp(-(x @ np.array(model["coefficients"]) + model["intercept"]))))
+
+
+def test_many_chunks_scored_in_one_call_get_the_rows_they_get_one_at_a_time(seed: DocumentUnits, embedder: Embedder) -> None:
+    question = seed.question("What did Shoygu allege about Western troops?", embedder)
+    parts = [seed.candidates(Span(c.start, c.end))[0] for c in seed.chunks[:4]]
+    parts.append(seed.candidates(Span(0, 0))[0])  # a chunk with no unit (none is empty in practice) in between
+    parts.append(seed.candidates(Span(seed.chunks[-1].start, seed.chunks[-1].end))[0])
+    together = CandidateUnits(
+        [t for p in parts for t in p.texts],
+        [t for p in parts for t in p.terms],
+        np.concatenate([p.vectors for p in parts]),
+        np.concatenate([p.previous_vectors for p in parts]),
+        [t for p in parts for t in p.previous_terms],
+        [len(p) for p in parts],
+    )
+    assert len(parts[-2]) == 0 and min(len(p) for p in parts if p is not parts[-2]) > 1
+    alone = np.concatenate([quote_features(question, p) for p in parts])
+    assert np.allclose(quote_features(question, together), alone, atol=1e-9)
+    # Without groups the same rows are one chunk's: position and margins then differ.
+    assert not np.allclose(quote_features(question, replace(together, groups=())), alone)
+    with pytest.raises(ValueError, match="add up"):
+        quote_features(question, replace(together, groups=[1]))
