@@ -9,7 +9,7 @@ from functools import cached_property
 import numpy as np
 
 from citeqa.index.chunking import Chunk
-from citeqa.index.snapshot import Snapshot
+from citeqa.index.snapshot import Snapshot, expand_ranges
 from citeqa.index.snapshot import top_rows as _top
 
 
@@ -115,12 +115,12 @@ class Retriever:
         weight = self.settings.sentence_weight
         if weight == 0.0 or len(rows) == 0:
             return chunk_cosines
-        unit_lists = self.snapshot.units_of(rows)
-        sizes = np.array([len(units) for units in unit_lists])
+        first, last = self.snapshot.unit_ranges(rows)
+        sizes = last - first
         best_units = chunk_cosines.copy()  # a chunk with no unit (none can be empty in practice) keeps its own
         if sizes.sum():
-            cosines = self.snapshot.unit_vectors(np.concatenate(unit_lists)) @ vector
-            starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+            cosines = self.snapshot.unit_vectors(expand_ranges(first, last)) @ vector
+            starts = np.cumsum(sizes) - sizes  # where each chunk's units begin among them
             has_units = sizes > 0
             best_units[has_units] = np.maximum.reduceat(cosines, starts[has_units])
         return (1.0 - weight) * chunk_cosines + weight * best_units
@@ -166,5 +166,6 @@ class Retriever:
             scores = np.where(np.isin(rows, lexical_ranked), lexical, -np.inf)
         else:
             scores = fuse(rows, dense, lexical, dense_ranked, lexical_ranked, self.settings)
-        order = [i for i in np.lexsort((rows, -scores)) if np.isfinite(scores[i])][:top_k]
+        order = np.lexsort((rows, -scores))
+        order = order[np.isfinite(scores[order])][:top_k].tolist()
         return [Hit(int(rows[i]), float(scores[i]), float(dense[i]), float(lexical[i]), self.snapshot) for i in order]

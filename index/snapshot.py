@@ -36,6 +36,13 @@ def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
     return top[np.argsort(-scores[top], kind="stable")]
 
 
+def expand_ranges(first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """The integers of every range [first[i], last[i]), concatenated in order (without a Python loop)."""
+    sizes = last - first
+    starts = np.cumsum(sizes) - sizes  # where each range's run begins in the result
+    return np.repeat(first - starts, sizes) + np.arange(int(sizes.sum()), dtype=np.int64)
+
+
 class Snapshot:
     def __init__(self, generation: int, segments: list[LiveSegment], lexical: LexicalSettings) -> None:
         self.generation = generation
@@ -85,15 +92,21 @@ class Snapshot:
             out[positions] = self.segments[s].reader.unit_vectors[local]
         return out
 
+    def unit_ranges(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each chunk row, [first, last) global rows of the evidence units that overlap it (in text order)."""
+        first = np.zeros(len(rows), dtype=np.int64)
+        last = np.zeros(len(rows), dtype=np.int64)
+        for s, positions, local in self._split(rows, self.offsets):
+            bounds = self.segments[s].reader.chunks[local, 4:6] + self.unit_offsets[s]
+            first[positions], last[positions] = bounds[:, 0], bounds[:, 1]
+        return first, last
+
     def units_of(self, rows: np.ndarray) -> list[np.ndarray]:
         """For each chunk row, the global rows of the evidence units that overlap it (in text order)."""
-        result: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(rows)
-        for s, positions, local in self._split(rows, self.offsets):
-            reader, base = self.segments[s].reader, self.unit_offsets[s]
-            bounds = reader.chunks[local, 4:6]
-            for position, (first, last) in zip(positions.tolist(), bounds.tolist(), strict=True):
-                result[position] = np.arange(base + first, base + last, dtype=np.int64)
-        return result
+        if not len(rows):
+            return []
+        first, last = self.unit_ranges(rows)
+        return np.split(expand_ranges(first, last), np.cumsum(last - first)[:-1])
 
     def unit_spans(self, unit_rows: np.ndarray) -> np.ndarray:
         """(n, 2) int64: start and end of each unit in its document's text."""
@@ -178,15 +191,14 @@ class Snapshot:
             scores.append(all_scores[local])
         if not rows:
             return np.zeros(0, dtype=np.int64)
-        flat = [
-            (s, int(u), float(sc)) for (s, local), sc in zip(rows, scores, strict=True) for u, sc in zip(local, sc, strict=True)
-        ]
-        flat.sort(key=lambda item: -item[2])
-        chunk_rows: set[int] = set()
-        for s, u, _ in flat[:count]:
-            first, last = (int(x) for x in self.segments[s].reader.units[u, 3:5])
-            chunk_rows.update(range(int(self.offsets[s]) + first, int(self.offsets[s]) + last))
-        return np.array(sorted(chunk_rows), dtype=np.int64)
+        segments = np.concatenate([np.full(len(local), s, dtype=np.int64) for s, local in rows])
+        units = np.concatenate([local for _, local in rows])
+        best = top_rows(np.concatenate(scores), count)
+        chunk_rows = []
+        for s in np.unique(segments[best]).tolist():
+            bounds = self.segments[s].reader.units[units[best][segments[best] == s], 3:5] + self.offsets[s]
+            chunk_rows.append(expand_ranges(bounds[:, 0], bounds[:, 1]))
+        return np.unique(np.concatenate(chunk_rows)) if chunk_rows else np.zeros(0, dtype=np.int64)
 
     # -- lexical ----------------------------------------------------------------------------------
 
