@@ -38,8 +38,9 @@ class Settings(BaseSettings):
     model: str = Field(DEFAULT_MODEL, description="embedding model: 'bundled:all-MiniLM-L6-v2', or a local path")
     embed_batch_size: int = Field(64, ge=1)
     encoder: EncoderName = Field(
-        DEFAULT_ENCODER, description="torch (sentence-transformers), onnx (onnxruntime, fp32) or onnx-int8 (int8 weights)"
+        DEFAULT_ENCODER, description="onnx (onnxruntime, fp32), onnx-int8 (int8 weights) or torch (sentence-transformers)"
     )
+    models_dir: Path | None = Field(None, description="where ONNX exports of the model are cached; default: <home>/models")
 
     chunk_size: int = Field(ChunkerSettings.chunk_size, ge=50)
     chunk_overlap: int = Field(ChunkerSettings.chunk_overlap, ge=0)
@@ -115,6 +116,8 @@ class Settings(BaseSettings):
             self.index_dir = self.home / "collections" / DEFAULT_COLLECTION
         if self.api_keys_file is None:
             self.api_keys_file = self.home / "api-keys"
+        if self.models_dir is None:
+            self.models_dir = self.home / "models"
         return self
 
     def parse_limits(self) -> ParseLimits:
@@ -167,5 +170,5 @@ class Settings(BaseSettings):
             self.write_timeout,
             self.learned_quotes,
             encoder=self.encoder,
-            models_dir=self.home / "models",
+            models_dir=self.models_dir,
         )

@@ -42,7 +42,7 @@ class EngineSettings:
     rerank_depth: int = 20
     write_timeout: float = 60.0  # seconds a write waits for the collection's write lock
     learned_quotes: bool = True  # choose quotes with the learned selector (index/quote_model.json)
-    encoder: str = DEFAULT_ENCODER  # torch, onnx or onnx-int8 (index/embedding.py)
+    encoder: str = DEFAULT_ENCODER  # onnx, onnx-int8 or torch (index/embedding.py)
     models_dir: Path | None = None  # where ONNX exports are cached; None: <home>/models
 
     def embedder(self, batch_size: int = 64) -> Embedder:

@@ -128,10 +128,8 @@ class EvidenceFinder:
             sizes = [len(unit_rows) for unit_rows in unit_lists]
             candidates = CandidateUnits(texts, terms, vectors, previous_vectors, previous_terms, sizes)
             probabilities = self.selector.score(question, candidates)
-        units_of_hit = _Units(spans, texts, scores, cosines, probabilities)
-        return [
-            self._best_quote(hit, units_of_hit, first, last) for hit, (first, last) in zip(hits, _bounds(unit_lists), strict=True)
-        ]
+        scored = _Units(spans, texts, scores, cosines, probabilities)
+        return [self._best_quote(hit, scored, first, last) for hit, (first, last) in zip(hits, _bounds(unit_lists), strict=True)]
 
     def _best_quote(self, hit: Hit, units: _Units, first: int, last: int) -> Quote:
         """The quote of one hit, among the scored units [first, last) (its own), with its companions."""

@@ -79,4 +79,9 @@ class Manifest:
     def require_compatible(self, expected: IndexConfig) -> None:
         differences = expected.differences(self.config)
         if differences:
-            raise IndexMismatchError("the index was built with other settings (" + "; ".join(differences) + f"); {REBUILD_HINT}")
+            hint = REBUILD_HINT
+            if self.config.encoder != expected.encoder:
+                # An index built before the default became ONNX: it can be kept by asking for the encoder that built it.
+                built_by = self.config.encoder.split(":", 1)[0]
+                hint += f", or search it with the encoder that built it (CITEQA_ENCODER={built_by})"
+            raise IndexMismatchError("the index was built with other settings (" + "; ".join(differences) + f"); {hint}")

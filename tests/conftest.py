@@ -20,6 +20,8 @@ from citeqa.settings import Settings
 
 # Nothing a test runs may touch the user's data home; subprocesses inherit this.
 os.environ["CITEQA_HOME"] = tempfile.mkdtemp(prefix="citeqa-test-home-")
+# One ONNX export of the model for the whole run, shared by every process, also those given a home of their own.
+os.environ["CITEQA_MODELS_DIR"] = str(Path(os.environ["CITEQA_HOME"]) / "models")
 # TestClient sends `Host: testserver`; a server answers only to the host names it knows (service/hosts.py).
 os.environ.setdefault("CITEQA_ALLOWED_HOSTS", "testserver")
 

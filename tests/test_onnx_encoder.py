@@ -39,6 +39,11 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def torch_embedder() -> Embedder:
+    return Embedder(encoder="torch").load()
+
+
+@pytest.fixture(scope="module")
 def onnx_fp32(models_dir: Path) -> Embedder:
     """The export happens here, once for the module, from the bundled model into a fresh folder."""
     assert not models_dir.exists()
@@ -70,8 +75,8 @@ def test_the_export_is_cached_under_the_source_models_fingerprint_with_each_file
     assert sorted(p.name for p in models_dir.iterdir()) == [folder.name], "no staging folder is left behind"
 
 
-def test_onnx_vectors_agree_with_the_torch_ones(embedder: Embedder, onnx_fp32: Embedder, onnx_int8: Embedder) -> None:
-    reference = embedder.embed(SENTENCES)
+def test_onnx_vectors_agree_with_the_torch_ones(torch_embedder: Embedder, onnx_fp32: Embedder, onnx_int8: Embedder) -> None:
+    reference = torch_embedder.embed(SENTENCES)
     fp32, int8 = onnx_fp32.embed(SENTENCES), onnx_int8.embed(SENTENCES)
     for vectors in (fp32, int8):
         assert vectors.shape == (len(SENTENCES), 384) and vectors.dtype == np.float32
@@ -80,7 +85,7 @@ def test_onnx_vectors_agree_with_the_torch_ones(embedder: Embedder, onnx_fp32: E
     assert np.min(np.sum(int8 * reference, axis=1)) > 0.97
     # Rankings survive: each sentence is still nearest to its own torch vector.
     assert list(np.argmax(int8 @ reference.T, axis=1)) == list(range(len(SENTENCES)))
-    assert onnx_int8.max_tokens == embedder.max_tokens == 256
+    assert onnx_int8.max_tokens == torch_embedder.max_tokens == 256
 
 
 def test_a_second_construction_reuses_the_export(models_dir: Path, onnx_int8: Embedder) -> None:
@@ -103,10 +108,12 @@ def test_a_changed_onnx_file_is_refused(models_dir: Path, onnx_int8: Embedder, t
         Embedder(encoder="onnx-int8", models_dir=copy).load()
 
 
-def test_the_onnx_path_never_imports_torch(models_dir: Path, onnx_int8: Embedder) -> None:
+@pytest.mark.parametrize("encoder", ["onnx-int8", None])  # None: the default encoder, as a server runs it
+def test_the_onnx_path_never_imports_torch(models_dir: Path, onnx_int8: Embedder, encoder: str | None) -> None:
+    chosen = f"encoder={encoder!r}, " if encoder else ""
     script = (
         "import sys; from pathlib import Path; from citeqa.index.embedding import Embedder; "
-        f"e = Embedder(encoder='onnx-int8', models_dir=Path({str(models_dir)!r})); v = e.embed_query('hello'); "
+        f"e = Embedder({chosen}models_dir=Path({str(models_dir)!r})); v = e.embed_query('hello'); "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'sentence_transformers', 'transformers'}), v.shape)"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
@@ -114,19 +121,21 @@ def test_the_onnx_path_never_imports_torch(models_dir: Path, onnx_int8: Embedder
 
 
 def test_an_index_built_with_one_backend_is_refused_by_another(
-    tmp_path: Path, models_dir: Path, embedder: Embedder, onnx_fp32: Embedder, onnx_int8: Embedder
+    tmp_path: Path, models_dir: Path, torch_embedder: Embedder, onnx_fp32: Embedder, onnx_int8: Embedder
 ) -> None:
     report = load_corpus(bundled("seeds"))
-    sync_collection(tmp_path / "torch", report.documents, report.origin, embedder, IndexSettings())
-    refusal = r"encoder: index has 'torch', settings want 'onnx-int8:sha256:[0-9a-f]{64}'"
-    with pytest.raises(IndexMismatchError, match=refusal) as e:
-        Engine.open(tmp_path / "torch", EngineSettings(encoder="onnx-int8", models_dir=models_dir), onnx_int8)
-    assert "citeqa index --rebuild" in str(e.value)
+    sync_collection(tmp_path / "torch", report.documents, report.origin, torch_embedder, IndexSettings())
+    for other in (onnx_int8, onnx_fp32):  # an index built with torch, before ONNX was the default
+        refusal = rf"encoder: index has 'torch', settings want '{other.encoder}:sha256:[0-9a-f]{{64}}'"
+        with pytest.raises(IndexMismatchError, match=refusal) as e:
+            Engine.open(tmp_path / "torch", EngineSettings(encoder=other.encoder, models_dir=models_dir), other)
+        assert "citeqa index --rebuild" in str(e.value) and "(CITEQA_ENCODER=torch)" in str(e.value)
+    Engine.open(tmp_path / "torch", EngineSettings(encoder="torch"), torch_embedder).close()  # kept, as the hint says
 
     sync_collection(tmp_path / "int8", report.documents, report.origin, onnx_int8, IndexSettings())
     manifest = json.loads((tmp_path / "int8" / MANIFEST_FILE).read_text())
     assert manifest["model"]["encoder"] == onnx_int8.encoder_id
-    for other in (embedder, onnx_fp32):  # torch, and the fp32 ONNX file (another hash)
+    for other in (torch_embedder, onnx_fp32):  # torch, and the fp32 ONNX file (another hash)
         with pytest.raises(IndexMismatchError, match="encoder: index has 'onnx-int8:sha256:"):
             Engine.open(tmp_path / "int8", EngineSettings(encoder=other.encoder, models_dir=models_dir), other)
 
@@ -138,14 +147,14 @@ def test_an_index_built_with_one_backend_is_refused_by_another(
         engine.close()
 
 
-def test_a_manifest_from_before_backends_reads_as_torch(tmp_path: Path, embedder: Embedder) -> None:
+def test_a_manifest_from_before_backends_reads_as_torch(tmp_path: Path, torch_embedder: Embedder) -> None:
     report = load_corpus(bundled("seeds"))
-    sync_collection(tmp_path / "idx", report.documents, report.origin, embedder, IndexSettings())
+    sync_collection(tmp_path / "idx", report.documents, report.origin, torch_embedder, IndexSettings())
     path = tmp_path / "idx" / MANIFEST_FILE
     payload = json.loads(path.read_text())
     del payload["model"]["encoder"]
     path.write_text(json.dumps(payload))
-    Engine.open(tmp_path / "idx", EngineSettings(), embedder).close()
+    Engine.open(tmp_path / "idx", EngineSettings(encoder="torch"), torch_embedder).close()
 
 
 def test_query_vectors_come_from_a_small_lru_cache(onnx_int8: Embedder) -> None:
