@@ -3,6 +3,8 @@ client adds, replaces and deletes documents. Zero errors, and every citation che
 
 import json
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -118,3 +120,13 @@ def test_eight_clients_during_writes_see_no_errors_and_only_checkable_citations(
     )
     assert not errors, errors[:5]
     assert len(latencies) > 50 and checked > 50
+
+
+def test_numpy_runs_one_thread_per_request_beside_the_encoders_pool() -> None:
+    # Imported first, as `citeqa serve` is: numpy's OpenBLAS then starts no second pool of threads per process.
+    script = (
+        "import os; os.environ.pop('OPENBLAS_NUM_THREADS', None); import citeqa, numpy, threadpoolctl; "
+        "print(sorted((p['internal_api'], p['num_threads']) for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas'))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[('openblas', 1)]"
