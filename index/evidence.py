@@ -101,9 +101,10 @@ class EvidenceFinder:
         units = np.concatenate(unit_lists)
         spans: list[Span] = []
         texts: list[str] = []
+        unit_spans = snapshot.unit_spans(units).tolist()
         for hit, (first, last) in zip(hits, _bounds(unit_lists), strict=True):
             chunk, text = hit.chunk, snapshot.document_of(hit.row).text
-            for start, end in snapshot.unit_spans(units[first:last]).tolist():
+            for start, end in unit_spans[first:last]:
                 span = trim(text, Span(max(start, chunk.start), min(end, chunk.end)))
                 spans.append(span)
                 texts.append(text[span.start : span.end])

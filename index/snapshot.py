@@ -63,6 +63,8 @@ class Snapshot:
     def _split(self, rows: np.ndarray, offsets: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
         """(segment index, positions in `rows`, local rows) for each segment that `rows` touch."""
         rows = np.asarray(rows, dtype=np.int64)
+        if len(self.segments) == 1:  # the common case after a merge: every row is the one segment's
+            return [(0, np.arange(len(rows)), rows - offsets[0])] if len(rows) else []
         which = np.searchsorted(offsets, rows, side="right") - 1
         return [(int(s), np.flatnonzero(which == s), rows[which == s] - offsets[s]) for s in np.unique(which)]
 
