@@ -83,15 +83,18 @@ class Snapshot:
         return reader.document(int(reader.chunks[row - self.offsets[s], 0]))
 
     def chunk_vectors(self, rows: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(rows), self._dimension()), dtype=np.float32)
-        for s, positions, local in self._split(rows, self.offsets):
-            out[positions] = self.segments[s].reader.chunk_vectors[local]
-        return out
+        return self._gather(rows, self.offsets, "chunk_vectors")
 
     def unit_vectors(self, unit_rows: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(unit_rows), self._dimension()), dtype=np.float32)
-        for s, positions, local in self._split(unit_rows, self.unit_offsets):
-            out[positions] = self.segments[s].reader.unit_vectors[local]
+        return self._gather(unit_rows, self.unit_offsets, "unit_vectors")
+
+    def _gather(self, rows: np.ndarray, offsets: np.ndarray, table: str) -> np.ndarray:
+        """Rows of a per-segment vector table (chunk_vectors or unit_vectors), as one float32 array."""
+        if len(self.segments) == 1:  # one fancy index, no copy through a staging array
+            return np.asarray(getattr(self.segments[0].reader, table)[np.asarray(rows, dtype=np.int64)], dtype=np.float32)
+        out = np.zeros((len(rows), self._dimension()), dtype=np.float32)
+        for s, positions, local in self._split(rows, offsets):
+            out[positions] = getattr(self.segments[s].reader, table)[local]
         return out
 
     def unit_ranges(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
