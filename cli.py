@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from citeqa import __version__
 from citeqa.index.collection import WriterBusyError
 from citeqa.index.documents import DocumentError
@@ -261,6 +263,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except USER_ERRORS as exc:
         print(f"citeqa: error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:  # a CITEQA_* setting (environment or .env) that is not a valid value
+        if exc.title != Settings.__name__:
+            raise
+        problems = "; ".join(f"CITEQA_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        print(f"citeqa: error: invalid setting: {problems}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
     chunk_size: int = Field(ChunkerSettings.chunk_size, ge=50)
     chunk_overlap: int = Field(ChunkerSettings.chunk_overlap, ge=0)
     title_in_passages: bool = IndexSettings.title_in_passages
+    chunk_vectors: Literal["encoded", "derived"] = Field(
+        IndexSettings.chunk_vectors, description="encoded (each chunk embedded) or derived (from its sentences' vectors)"
+    )
     bm25_method: str = LexicalSettings.method
     bm25_k1: float = Field(LexicalSettings.k1, gt=0)
     bm25_b: float = Field(LexicalSettings.b, ge=0, le=1)
@@ -143,6 +147,7 @@ class Settings(BaseSettings):
             chunker=ChunkerSettings(self.chunk_size, self.chunk_overlap),
             lexical=LexicalSettings(self.bm25_method, self.bm25_k1, self.bm25_b, self.stemmer, self.stopwords),
             title_in_passages=self.title_in_passages,
+            chunk_vectors=self.chunk_vectors,
         )
         retrieval = RetrievalSettings(
             self.search_mode,

@@ -23,6 +23,7 @@ from citeqa.index.spans import evidence_units
 
 # Texts per encoder call when progress is reported (see Preparer._embed).
 PROGRESS_SLICE = 256
+CHUNK_VECTORS = ("encoded", "derived")
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,18 @@ class IndexSettings:
     lexical: LexicalSettings = field(default_factory=LexicalSettings)
     # Embed each chunk after its document's title, so a chunk deep in a document still carries its topic.
     title_in_passages: bool = True
+    # "encoded": each chunk's passage goes through the encoder; "derived": a chunk's vector is the length-weighted
+    # mean of its sentences' vectors (and its title's), so only sentences are encoded.
+    chunk_vectors: str = "encoded"
+
+    def __post_init__(self) -> None:
+        if self.chunk_vectors not in CHUNK_VECTORS:
+            raise ValueError(f"chunk_vectors must be one of {', '.join(CHUNK_VECTORS)}, not {self.chunk_vectors!r}")
 
     def config_for(self, embedder: Embedder) -> IndexConfig:
         chunker = self.chunker.as_dict() | {"title_in_passages": self.title_in_passages}
+        if self.chunk_vectors != "encoded":  # recorded only when not the default, so older manifests still agree
+            chunker["chunk_vectors"] = self.chunk_vectors
         return IndexConfig(
             embedder.model_name,
             embedder.fingerprint,
@@ -93,11 +103,16 @@ class Preparer:
         progress.end(Stage.SPLITTING)
         passages = [passage_text(d, c, self.settings.title_in_passages) for d, chunks, _ in split for c in chunks]
         unit_texts = [d.text[u.start : u.end] for d, _, units in split for u in units]
-        progress.begin(Stage.EMBEDDING, len(passages) + len(unit_texts))
+        derived = self.settings.chunk_vectors == "derived"
+        # Derived chunk vectors need only the sentences, and each document's title once.
+        encoded = ([d.title for d, _, _ in split] if derived else passages) + unit_texts
+        progress.begin(Stage.EMBEDDING, len(encoded))
         progress.files(ids, Stage.EMBEDDING)
-        vectors = self._embed(passages + unit_texts, show_progress, progress)
+        vectors = self._embed(encoded, show_progress, progress)
         progress.end(Stage.EMBEDDING)
-        chunk_vectors, unit_vectors = vectors[: len(passages)], vectors[len(passages) :]
+        head = len(split) if derived else len(passages)
+        unit_vectors = vectors[head:]
+        chunk_vectors = self._derive(split, vectors[:head], unit_vectors) if derived else vectors[:head]
         terms = self.tokenizer.tokenize(passages)
         prepared, c, u = [], 0, 0
         for document, chunks, units in split:
@@ -113,6 +128,23 @@ class Preparer:
             )
             c, u = c + len(chunks), u + len(units)
         return prepared
+
+    def _derive(self, split: list, title_vectors: np.ndarray, unit_vectors: np.ndarray) -> np.ndarray:
+        """Each chunk's vector as the mean of the vectors of the sentences it holds, each weighted by how many of its
+        characters lie in the chunk, plus its title's when the passage carries the title; then normalised."""
+        rows, u = [], 0
+        for (document, chunks, units), title_vector in zip(split, title_vectors, strict=True):
+            starts = np.array([unit.start for unit in units], dtype=np.int64)
+            ends = np.array([unit.end for unit in units], dtype=np.int64)
+            vectors = unit_vectors[u : u + len(units)]
+            for chunk in chunks:
+                weights = np.clip(np.minimum(ends, chunk.end) - np.maximum(starts, chunk.start), 0, None).astype(np.float32)
+                vector = weights @ vectors if len(units) else np.zeros(unit_vectors.shape[1], dtype=np.float32)
+                if passage_text(document, chunk, self.settings.title_in_passages) != chunk.text:
+                    vector = vector + len(document.title) * title_vector
+                rows.append(vector / max(float(np.linalg.norm(vector)), 1e-12))
+            u += len(units)
+        return np.array(rows, dtype=np.float32).reshape(-1, unit_vectors.shape[1])
 
     def _embed(self, texts: list[str], show_progress: bool, progress: Progress) -> np.ndarray:
         if progress is NO_PROGRESS:

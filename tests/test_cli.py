@@ -38,3 +38,12 @@ def test_a_missing_corpus_is_a_clear_error(tmp_path: Path) -> None:
     result = run_citeqa("index", str(tmp_path / "nowhere"), env=citeqa_env(tmp_path / "index"))
     assert result.returncode == 2
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_invalid_setting_is_a_clear_error_naming_it(tmp_path: Path) -> None:
+    env = citeqa_env(tmp_path / "index", CITEQA_CHUNK_VECTORS="averaged", CITEQA_RRF_K="0")
+    result = run_citeqa("search", "what did Shoygu allege?", env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "citeqa: error: invalid setting: CITEQA_CHUNK_VECTORS: Input should be 'encoded' or 'derived'" in result.stderr
+    assert "CITEQA_RRF_K: Input should be greater than or equal to 1" in result.stderr
+    assert not (tmp_path / "index").exists()

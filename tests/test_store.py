@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from citeqa.index.builder import IndexSettings, Preparer, sync_collection
+from citeqa.index.builder import IndexSettings, Preparer, passage_text, sync_collection
 from citeqa.index.chunking import ChunkerSettings
 from citeqa.index.collection import MANIFEST_FILE, SEGMENTS_DIR, Collection, WriterBusyError
 from citeqa.index.documents import load_corpus, make_document
@@ -236,3 +236,37 @@ def test_a_merge_asked_to_stop_commits_nothing_and_a_later_merge_still_runs(tmp_
     assert engine.collection.generation() == generation and live_segments(tmp_path / "index") == segments
     assert engine.merge(force=True) == 3 and len(live_segments(tmp_path / "index")) == 1
     engine.close()
+
+
+def test_derived_chunk_vectors_are_their_sentences_weighted_mean_and_are_recorded(
+    corpus_dir: Path, tmp_path: Path, embedder: Embedder
+) -> None:
+    derived = IndexSettings(chunk_vectors="derived")
+    build(corpus_dir, tmp_path / "idx", embedder, derived)
+    manifest = json.loads((tmp_path / "idx" / MANIFEST_FILE).read_text())
+    assert manifest["chunker"]["chunk_vectors"] == "derived"
+    with pytest.raises(IndexMismatchError, match="chunk_vectors"):  # vectors of another kind are never mixed in
+        Collection.open(tmp_path / "idx", IndexSettings().config_for(embedder))
+    build(corpus_dir, tmp_path / "encoded", embedder)
+    assert "chunk_vectors" not in json.loads((tmp_path / "encoded" / MANIFEST_FILE).read_text())["chunker"]
+
+    engine = Engine.open(tmp_path / "idx", EngineSettings(index=derived), embedder)
+    try:
+        snapshot = engine.collection.snapshot()
+        document = engine.document(SEED_ID)
+        chunks = engine.chunks(SEED_ID)
+        title = embedder.embed([document.title])[0]
+        units = np.arange(snapshot.unit_offsets[-1])
+        spans, vectors = snapshot.unit_spans(units), snapshot.unit_vectors(units)
+        for row, chunk in enumerate(chunks):
+            weights = np.clip(np.minimum(spans[:, 1], chunk.end) - np.maximum(spans[:, 0], chunk.start), 0, None)
+            titled = passage_text(document, chunk, True) != chunk.text  # the passage embedded carries the title
+            expected = weights @ vectors + (len(document.title) * title if titled else 0.0)
+            expected /= np.linalg.norm(expected)
+            np.testing.assert_allclose(snapshot.chunk_vectors(np.array([row]))[0], expected, atol=1e-5)
+        top = engine.search("what did Shoygu allege?", 1)[0]
+        assert top.quote.text.startswith("In a statement at the end of April, Shoygu alleged")
+    finally:
+        engine.close()
+    with pytest.raises(ValueError, match="chunk_vectors"):
+        IndexSettings(chunk_vectors="averaged")
