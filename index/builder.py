@@ -19,11 +19,13 @@ from citeqa.index.lexical import LexicalSettings, LexicalTokenizer
 from citeqa.index.manifest import IndexConfig
 from citeqa.index.progress import NO_PROGRESS, Progress, Stage
 from citeqa.index.segment import PreparedDocument
-from citeqa.index.spans import evidence_units
+from citeqa.index.spans import Span, evidence_units
 
 # Texts per encoder call when progress is reported (see Preparer._embed).
 PROGRESS_SLICE = 256
 CHUNK_VECTORS = ("encoded", "derived")
+# A document with its chunks and its evidence units (sentences), as the preparer splits it.
+SplitDocument = tuple[Document, list[Chunk], list[Span]]
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ class Preparer:
         ids = [d.id for d in documents]
         progress.begin(Stage.SPLITTING, len(documents))
         progress.files(ids, Stage.SPLITTING)
-        split = []
+        split: list[SplitDocument] = []
         for document in documents:
             split.append((document, split_document(document, self.settings.chunker), evidence_units(document.text)))
             progress.advance(Stage.SPLITTING)
@@ -129,7 +131,7 @@ class Preparer:
             c, u = c + len(chunks), u + len(units)
         return prepared
 
-    def _derive(self, split: list, title_vectors: np.ndarray, unit_vectors: np.ndarray) -> np.ndarray:
+    def _derive(self, split: list[SplitDocument], title_vectors: np.ndarray, unit_vectors: np.ndarray) -> np.ndarray:
         """Each chunk's vector as the mean of the vectors of the sentences it holds, each weighted by how many of its
         characters lie in the chunk, plus its title's when the passage carries the title; then normalised."""
         rows, u = [], 0
