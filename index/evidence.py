@@ -10,7 +10,7 @@ from citeqa.index.documents import Document
 from citeqa.index.lexical import LexicalTokenizer
 from citeqa.index.quote_selector import CandidateUnits, QuestionInput, QuoteSelector
 from citeqa.index.search import Hit
-from citeqa.index.snapshot import Snapshot
+from citeqa.index.snapshot import Snapshot, expand_ranges
 from citeqa.index.spans import Span, trim
 
 
@@ -97,15 +97,18 @@ class EvidenceFinder:
         if not hits:
             return []
         snapshot = self.snapshot
-        unit_lists = snapshot.units_of(np.array([hit.row for hit in hits], dtype=np.int64))
-        units = np.concatenate(unit_lists)
+        first, last = snapshot.unit_ranges(np.array([hit.row for hit in hits], dtype=np.int64))
+        units = expand_ranges(first, last)  # every hit's units, one run after another
+        sizes = (last - first).tolist()
+        ends = np.cumsum(sizes).tolist()
+        bounds = list(zip([0, *ends[:-1]], ends, strict=True))  # each hit's run among `units`
         spans: list[Span] = []
         texts: list[str] = []
         unit_spans = snapshot.unit_spans(units).tolist()
-        for hit, (first, last) in zip(hits, _bounds(unit_lists), strict=True):
+        for hit, (begin, end) in zip(hits, bounds, strict=True):
             chunk, text = hit.chunk, snapshot.document_of(hit.row).text
-            for start, end in unit_spans[first:last]:
-                span = trim(text, Span(max(start, chunk.start), min(end, chunk.end)))
+            for start, stop in unit_spans[begin:end]:
+                span = trim(text, Span(max(start, chunk.start), min(stop, chunk.end)))
                 spans.append(span)
                 texts.append(text[span.start : span.end])
         vectors = snapshot.unit_vectors(units)
@@ -126,11 +129,10 @@ class EvidenceFinder:
                 np.flatnonzero(known).tolist(), snapshot.unit_terms(previous[known], self.tokenizer.tokenize), strict=True
             ):
                 previous_terms[i] = unit_terms
-            sizes = [len(unit_rows) for unit_rows in unit_lists]
             candidates = CandidateUnits(texts, terms, vectors, previous_vectors, previous_terms, sizes)
             probabilities = self.selector.score(question, candidates)
         scored = _Units(spans, texts, scores, cosines, probabilities)
-        return [self._best_quote(hit, scored, first, last) for hit, (first, last) in zip(hits, _bounds(unit_lists), strict=True)]
+        return [self._best_quote(hit, scored, begin, end) for hit, (begin, end) in zip(hits, bounds, strict=True)]
 
     def _best_quote(self, hit: Hit, units: _Units, first: int, last: int) -> Quote:
         """The quote of one hit, among the scored units [first, last) (its own), with its companions."""
@@ -171,9 +173,3 @@ class _Units:
     scores: np.ndarray  # cosine + lexical weight * overlap
     cosines: np.ndarray
     probabilities: np.ndarray | None  # the selector's, when there is one
-
-
-def _bounds(unit_lists: list[np.ndarray]) -> list[tuple[int, int]]:
-    """[first, last) of each list's run in their concatenation."""
-    ends = np.cumsum([len(unit_rows) for unit_rows in unit_lists]).tolist()
-    return list(zip([0, *ends[:-1]], ends, strict=True))

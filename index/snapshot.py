@@ -106,13 +106,6 @@ class Snapshot:
             first[positions], last[positions] = bounds[:, 0], bounds[:, 1]
         return first, last
 
-    def units_of(self, rows: np.ndarray) -> list[np.ndarray]:
-        """For each chunk row, the global rows of the evidence units that overlap it (in text order)."""
-        if not len(rows):
-            return []
-        first, last = self.unit_ranges(rows)
-        return np.split(expand_ranges(first, last), np.cumsum(last - first)[:-1])
-
     def unit_spans(self, unit_rows: np.ndarray) -> np.ndarray:
         """(n, 2) int64: start and end of each unit in its document's text."""
         out = np.zeros((len(unit_rows), 2), dtype=np.int64)
