@@ -417,23 +417,30 @@ def _copy_live(reader: SegmentReader, live_docs: set[tuple[str, int]], passage_t
     from citeqa.index.spans import Span
 
     copied = []
+    documents = reader.all_documents()
+    # A segment stores its chunks and units in document order: each document's rows are one run, found by bisection
+    # (a scan per document made a merge quadratic in the segment's size).
+    numbers = np.arange(len(documents))
     chunk_doc, unit_doc = np.asarray(reader.chunks[:, 0]), np.asarray(reader.units[:, 0])
-    for local, document in enumerate(reader.all_documents()):
+    chunk_bounds = np.searchsorted(chunk_doc, numbers, "left"), np.searchsorted(chunk_doc, numbers, "right")
+    unit_bounds = np.searchsorted(unit_doc, numbers, "left"), np.searchsorted(unit_doc, numbers, "right")
+    for local, document in enumerate(documents):
         if (reader.name, local) not in live_docs:
             continue
-        chunk_rows, unit_rows = np.flatnonzero(chunk_doc == local), np.flatnonzero(unit_doc == local)
+        chunk_rows = slice(int(chunk_bounds[0][local]), int(chunk_bounds[1][local]))
+        unit_rows = slice(int(unit_bounds[0][local]), int(unit_bounds[1][local]))
         chunks = [
             Chunk(document.id, int(o), int(s), int(e), document.text[int(s) : int(e)])
-            for o, s, e in reader.chunks[chunk_rows, 1:4]
+            for o, s, e in reader.chunks[chunk_rows, 1:4].tolist()
         ]
-        units = [Span(int(s), int(e)) for s, e in reader.units[unit_rows, 1:3]]
+        units = [Span(int(s), int(e)) for s, e in reader.units[unit_rows, 1:3].tolist()]
         copied.append(
             PreparedDocument(
                 document,
                 chunks,
                 units,
-                np.asarray(reader.chunk_vectors[chunk_rows]),
-                np.asarray(reader.unit_vectors[unit_rows]),
+                np.array(reader.chunk_vectors[chunk_rows]),
+                np.array(reader.unit_vectors[unit_rows]),
                 passage_terms(document, chunks),
             )
         )

@@ -8,11 +8,12 @@ Each segment is a self-contained folder, so it can be built by another process a
     docs.sqlite         the documents (id, title, source, sha256, text, metadata), read when needed
     chunks.npy          int64 [n, 6]: document, ordinal, start, end, first unit, end unit
     units.npy           int64 [m, 5]: document, start, end, first chunk, end chunk
-    chunk_vectors.npy   float32 [n, d], memory-mapped
+    chunk_vectors.npy   float32 [n, d], memory-mapped (not in large segments: their graph holds the vectors)
     unit_vectors.npy    float32 [m, d], memory-mapped
     terms.json          the segment's vocabulary; term id = position
     term_ptr.npy, post_rows.npy, post_tfs.npy, lengths.npy    BM25 postings (CSR by term) and chunk lengths
-    dense.faiss         only in large segments: an IVF index over chunk_vectors
+    dense.faiss         only in large segments: an HNSW graph over chunk_vectors (an older segment's IVF index
+                        here is ignored: it is scanned exactly until a merge rewrites it)
 """
 
 from __future__ import annotations
@@ -35,12 +36,16 @@ from citeqa.index.documents import Document
 from citeqa.index.spans import Span
 
 SEGMENT_FILE = "segment.json"
-# From this many chunks on, a segment's dense side is an IVF index instead of an exact scan, and its sentence vectors
+# From this many chunks on, a segment's dense side is an HNSW graph instead of an exact scan, and its sentence vectors
 # are no longer scanned (see docs/storage.md and the scale benchmark in the README).
 ANN_MIN_CHUNKS = 50_000
-# IVF with about sqrt(n) lists, searching a quarter of them: on 100k recombined-sentence vectors that is recall@10
-# 0.956 against an exact scan (an eighth: 0.886), measured as in eval/bench_scale.py (README, Storage at scale).
-ANN_PROBE_SHARE = 4
+# HNSW with 32 neighbours per node, built looking at 40 candidates per insertion (faiss's default). A search looks at
+# max(HNSW_SEARCH_DEPTH, k) candidates; a served search asks for 300 (RetrievalSettings.candidates). On 400k vectors
+# recombined from real sentences, recall@10 against an exact scan is 0.967 at a depth of 300, against 0.939 at 128
+# (docs/storage.md).
+HNSW_NEIGHBOURS = 32
+HNSW_BUILD_DEPTH = 40
+HNSW_SEARCH_DEPTH = 128
 
 
 @dataclass
@@ -110,13 +115,14 @@ def _write(folder: Path, name: str, prepared: list[PreparedDocument], dimension:
     unit_vectors = _stack([p.unit_vectors for p in prepared], dimension)
     np.save(folder / "chunks.npy", chunks)
     np.save(folder / "units.npy", units)
-    np.save(folder / "chunk_vectors.npy", chunk_vectors)
     np.save(folder / "unit_vectors.npy", unit_vectors)
     _write_postings(folder, [terms for p in prepared for terms in p.chunk_terms])
     dense = "flat"
     if len(chunks) >= ANN_MIN_CHUNKS:
-        faiss.write_index(_train_ivf(chunk_vectors), str(folder / "dense.faiss"))
-        dense = "ivf"
+        faiss.write_index(_build_hnsw(chunk_vectors), str(folder / "dense.faiss"))  # holds the chunk vectors
+        dense = "hnsw"
+    else:
+        np.save(folder / "chunk_vectors.npy", chunk_vectors)
     _write_documents(folder / "docs.sqlite", [p.document for p in prepared])
     info = SegmentInfo(
         name,
@@ -139,15 +145,31 @@ def _stack(blocks: list[np.ndarray], dimension: int) -> np.ndarray:
     return np.ascontiguousarray(np.vstack(blocks), dtype=np.float32) if blocks else np.zeros((0, dimension), np.float32)
 
 
-def _train_ivf(vectors: np.ndarray) -> faiss.Index:
-    """IVF over inner product with about sqrt(n) lists, trained on a fixed sample (deterministic)."""
-    lists = int(np.sqrt(len(vectors)))
-    quantizer = faiss.IndexFlatIP(vectors.shape[1])
-    index = faiss.IndexIVFFlat(quantizer, vectors.shape[1], lists, faiss.METRIC_INNER_PRODUCT)
-    sample = np.random.default_rng(0).choice(len(vectors), size=min(len(vectors), lists * 100), replace=False)
-    index.train(vectors[np.sort(sample)])
+def _build_hnsw(vectors: np.ndarray) -> faiss.Index:
+    """An HNSW graph over inner product (the vectors are normalised, so it ranks by cosine)."""
+    index = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = HNSW_BUILD_DEPTH
     index.add(vectors)
     return index
+
+
+def live_selector(live: np.ndarray) -> faiss.IDSelector:
+    """A faiss selector admitting only the live rows, so an approximate search never spends its results on deleted
+    chunks (asking for more results instead would cost as many extra as there are deletions)."""
+    bitmap = np.packbits(live, bitorder="little")  # faiss tests bit (id & 7) of byte (id >> 3)
+    selector = faiss.IDSelectorBitmap(len(live), faiss.swig_ptr(bitmap))
+    selector.referenced_objects = [bitmap]  # the selector reads the array; it must live as long as it does
+    return selector
+
+
+def _graph_vectors(index: faiss.Index) -> np.ndarray:
+    """The vectors an HNSW graph was built on, as a read-only view of its memory-mapped storage (no copy; the view is
+    valid while `index` lives, which the reader holding both ensures)."""
+    storage = faiss.downcast_index(index.storage)
+    view = faiss.rev_swig_ptr(storage.codes.data(), index.ntotal * index.d * 4).view(np.float32)
+    view = view.reshape(index.ntotal, index.d)
+    view.flags.writeable = False  # the mapping is read-only: a write would fault
+    return view
 
 
 def _mapped(path: Path) -> np.ndarray:
@@ -199,7 +221,6 @@ class SegmentReader:
         self.dense_kind: str = meta.get("dense", "flat")
         self.chunks = _mapped(folder / "chunks.npy")
         self.units = _mapped(folder / "units.npy")
-        self.chunk_vectors = _mapped(folder / "chunk_vectors.npy")
         self.unit_vectors = _mapped(folder / "unit_vectors.npy")
         self.term_ptr = _mapped(folder / "term_ptr.npy")
         self.post_rows = _mapped(folder / "post_rows.npy")
@@ -207,11 +228,17 @@ class SegmentReader:
         self.lengths = np.load(folder / "lengths.npy")
         self.vocabulary = {term: i for i, term in enumerate(json.loads((folder / "terms.json").read_text(encoding="utf-8")))}
         self.ann: faiss.Index | None = None
-        if self.dense_kind == "ivf":
-            # Memory-mapped, read-only: the inverted lists stay in the page cache, shared by every process and never
-            # a second copy of the vectors in this one (a search touches only the lists it probes).
-            self.ann = faiss.read_index(str(folder / "dense.faiss"), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-            self.ann.nprobe = max(8, self.ann.nlist // ANN_PROBE_SHARE)
+        if self.dense_kind == "hnsw":
+            # Memory-mapped in place (IO_FLAG_MMAP_IFC): the graph's vectors stay in the page cache, shared by every
+            # process, and a search touches only the nodes it visits.
+            self.ann = faiss.read_index(str(folder / "dense.faiss"), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+            self.chunk_vectors = _graph_vectors(self.ann)
+        else:
+            self.chunk_vectors = _mapped(folder / "chunk_vectors.npy")
+        # A large segment's unit vectors are never scanned, only read for a search's candidates: read with pread, as
+        # a mapping would bring whole page-cache folios (on ext4, up to megabytes each) into this process's memory
+        # for a few rows each.
+        self._unit_file = open(folder / "unit_vectors.npy", "rb", buffering=0) if self.ann is not None else None  # noqa: SIM115
         # Opened now, not on first use: a merge may remove the folder while an old snapshot still reads it.
         self._db = sqlite3.connect(f"file:{folder / 'docs.sqlite'}?mode=ro&immutable=1", uri=True, check_same_thread=False)
         self._db_lock = threading.Lock()
@@ -222,6 +249,20 @@ class SegmentReader:
     @property
     def chunk_count(self) -> int:
         return len(self.chunks)
+
+    def nearest(self, vector: np.ndarray, count: int, live: faiss.IDSelector | None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, local rows) of up to `count` live chunks nearest to `vector` through the segment's approximate
+        index, best first; `live` admits the rows still live (None: all are)."""
+        params = faiss.SearchParametersHNSW(sel=live, efSearch=max(HNSW_SEARCH_DEPTH, count))
+        scores, found = self.ann.search(vector.reshape(1, -1), min(count, self.chunk_count), params=params)
+        keep = found[0] >= 0
+        return scores[0][keep], found[0][keep]
+
+    def vector_rows(self, table: str, rows: np.ndarray) -> np.ndarray:
+        """Rows of "chunk_vectors" or "unit_vectors" (local row numbers, any order) as a float32 array."""
+        if table == "unit_vectors" and self._unit_file is not None:
+            return _read_rows(self._unit_file.fileno(), self.unit_vectors, rows)
+        return np.asarray(getattr(self, table)[rows], dtype=np.float32)
 
     def document(self, local: int) -> Document:
         cached = self._documents.get(local)
@@ -256,3 +297,24 @@ class SegmentReader:
 
     def close(self) -> None:
         self._db.close()
+        if self._unit_file is not None:
+            self._unit_file.close()
+
+
+def _read_rows(fd: int, mapped: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Rows of the .npy file open as `fd` (whose mapping is `mapped`), read with one pread per run of consecutive
+    rows, in the order asked."""
+    out = np.empty((len(rows), mapped.shape[1]), dtype=np.float32)
+    if not len(rows):
+        return out
+    order = np.argsort(rows, kind="stable")
+    ordered = np.asarray(rows, dtype=np.int64)[order]
+    breaks = np.flatnonzero(np.diff(ordered) > 1) + 1
+    row_bytes, header = mapped.shape[1] * 4, mapped.base.offset
+    position = 0
+    for run in np.split(ordered, breaks):
+        first, count = int(run[0]), int(run[-1]) - int(run[0]) + 1
+        block = np.frombuffer(os.pread(fd, count * row_bytes, header + first * row_bytes), dtype=np.float32)
+        out[order[position : position + len(run)]] = block.reshape(count, -1)[run - first]
+        position += len(run)
+    return out

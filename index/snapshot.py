@@ -11,14 +11,15 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import faiss
 import numpy as np
 
 from citeqa.index.chunking import Chunk
 from citeqa.index.documents import Document
 from citeqa.index.lexical import LexicalSettings
-from citeqa.index.segment import SegmentReader
+from citeqa.index.segment import SegmentReader, live_selector
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,11 @@ class LiveSegment:
     reader: SegmentReader
     live: np.ndarray | None  # bool per chunk; None when every chunk is live
     live_units: np.ndarray | None
+    selector: faiss.IDSelector | None = field(init=False, default=None)  # the live rows, for approximate search
+
+    def __post_init__(self) -> None:
+        if self.live is not None and self.reader.ann is not None:
+            object.__setattr__(self, "selector", live_selector(self.live))
 
 
 def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
@@ -90,11 +96,11 @@ class Snapshot:
 
     def _gather(self, rows: np.ndarray, offsets: np.ndarray, table: str) -> np.ndarray:
         """Rows of a per-segment vector table (chunk_vectors or unit_vectors), as one float32 array."""
-        if len(self.segments) == 1:  # one fancy index, no copy through a staging array
-            return np.asarray(getattr(self.segments[0].reader, table)[np.asarray(rows, dtype=np.int64)], dtype=np.float32)
+        if len(self.segments) == 1:  # no copy through a staging array
+            return self.segments[0].reader.vector_rows(table, np.asarray(rows, dtype=np.int64))
         out = np.zeros((len(rows), self._dimension()), dtype=np.float32)
         for s, positions, local in self._split(rows, offsets):
-            out[positions] = getattr(self.segments[s].reader, table)[local]
+            out[positions] = self.segments[s].reader.vector_rows(table, local)
         return out
 
     def unit_ranges(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -146,18 +152,12 @@ class Snapshot:
     # -- dense ------------------------------------------------------------------------------------
 
     def nearest_chunks(self, vector: np.ndarray, count: int) -> np.ndarray:
-        """Global rows of the live chunks nearest to `vector`, best first (exact, or IVF in large segments)."""
+        """Global rows of the live chunks nearest to `vector`, best first (exact, or approximate in large segments)."""
         rows, scores = [], []
         for s, segment in enumerate(self.segments):
             reader = segment.reader
             if reader.ann is not None:
-                extra = 0 if segment.live is None else int((~segment.live).sum())
-                found_scores, found = reader.ann.search(vector.reshape(1, -1), min(count + extra, reader.chunk_count))
-                keep = found[0] >= 0
-                local, local_scores = found[0][keep], found_scores[0][keep]
-                if segment.live is not None:
-                    alive = segment.live[local]
-                    local, local_scores = local[alive], local_scores[alive]
+                local_scores, local = reader.nearest(vector, count, segment.selector)
             else:
                 all_scores = np.asarray(reader.chunk_vectors @ vector)
                 if segment.live is not None:
@@ -173,7 +173,7 @@ class Snapshot:
         return merged_rows[top_rows(merged_scores, count)]
 
     def chunks_of_nearest_units(self, vector: np.ndarray, count: int) -> np.ndarray:
-        """Global chunk rows holding the `count` nearest live units. Large (IVF) segments are left out: their
+        """Global chunk rows holding the `count` nearest live units. Large (approximate) segments are left out: their
         unit vectors are read for scoring candidates only, never scanned (see docs/storage.md)."""
         rows, scores = [], []
         for s, segment in enumerate(self.segments):

@@ -4,6 +4,7 @@ import json
 import threading
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
@@ -185,12 +186,12 @@ def test_dense_vectors_are_memory_mapped_not_loaded(corpus_dir: Path, tmp_path: 
         assert not vectors.flags.owndata and isinstance(vectors.base, np.memmap) and not vectors.flags.writeable
 
 
-def test_a_large_segment_searches_through_ivf_and_never_returns_deleted_chunks(
+def test_a_large_segment_searches_through_hnsw_and_never_returns_deleted_chunks(
     tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Segments from ANN_MIN_CHUNKS chunks on search through a memory-mapped IVF index (lowered here so a small
+    """Segments from ANN_MIN_CHUNKS chunks on search through a memory-mapped HNSW graph (lowered here so a small
     collection has one): the manifest of the segment says so, a search finds the right document, and a deleted
-    document's chunks never come back, though IVF returns them until they are filtered."""
+    document's chunks never come back, though they stay in the graph (a selector of live rows filters them)."""
     from citeqa.index import segment
 
     monkeypatch.setattr(segment, "ANN_MIN_CHUNKS", 300)
@@ -205,16 +206,34 @@ def test_a_large_segment_searches_through_ivf_and_never_returns_deleted_chunks(
     engine.background_merges = False
     engine.upsert(documents)
     (reader,) = [s.reader for s in engine.collection.snapshot().segments]
-    assert reader.dense_kind == "ivf" and reader.ann is not None and reader.chunk_count >= 300
-    assert json.loads((reader.folder / "segment.json").read_text())["dense"] == "ivf"
+    assert reader.dense_kind == "hnsw" and isinstance(reader.ann, faiss.IndexHNSWFlat) and reader.chunk_count >= 300
+    assert json.loads((reader.folder / "segment.json").read_text())["dense"] == "hnsw"
+    # The graph holds the chunk vectors (no second copy on disk); unit vectors are read row by row, in any order.
+    assert not (reader.folder / "chunk_vectors.npy").exists() and not reader.chunk_vectors.flags.writeable
+    assert np.allclose(np.linalg.norm(reader.chunk_vectors, axis=1), 1.0, atol=1e-4)
+    asked = np.array([7, 3, 4, 5, 400, 3, len(reader.units) - 1, 0])
+    assert np.array_equal(reader.vector_rows("unit_vectors", asked), np.asarray(reader.unit_vectors)[asked])
+    vector = embedder.embed_query("glacier melt")
+    exact = np.argsort(-(reader.chunk_vectors @ vector))[:5]
+    assert np.array_equal(reader.nearest(vector, 5, None)[1], exact)
     top = engine.search("beekeeping note 3 of file 14", 3)
     assert top[0].document.id == "t14.md"
     beekeeping = [f"t{i}.md" for i in range(60) if i % 6 == 2]
     engine.delete(beekeeping)
     vector = embedder.embed_query("beekeeping")
     snapshot = engine.collection.snapshot()
-    near = {snapshot.doc_id(int(row)) for row in snapshot.nearest_chunks(vector, 50)}
-    assert near and not near & set(beekeeping)
+    near = [snapshot.doc_id(int(row)) for row in snapshot.nearest_chunks(vector, 50)]
+    assert len(near) == 50 and not set(near) & set(beekeeping)  # the filter costs no results
+    assert all(p.document.id not in beekeeping for p in engine.search("beekeeping", 10))
+    # A segment written by an older version (an IVF index, its chunk vectors in a file of their own) is searched
+    # exactly until a merge rewrites it.
+    np.save(reader.folder / "chunk_vectors.npy", np.array(reader.chunk_vectors))
+    engine.close()
+    meta = json.loads((reader.folder / "segment.json").read_text())
+    (reader.folder / "segment.json").write_text(json.dumps({**meta, "dense": "ivf"}))
+    engine = Engine.open(tmp_path / "index", EngineSettings(), embedder)
+    assert all(s.reader.ann is None for s in engine.collection.snapshot().segments)
+    assert engine.search("railway signals note 3 of file 15", 3)[0].document.id == "t15.md"
     assert all(p.document.id not in beekeeping for p in engine.search("beekeeping", 10))
     engine.close()
 
