@@ -86,9 +86,6 @@ class Preparer:
         self.settings = settings
         self.tokenizer = LexicalTokenizer(settings.lexical)
 
-    def passage_terms(self, document: Document, chunks: list[Chunk]) -> list[list[str]]:
-        return self.tokenizer.tokenize([passage_text(document, c, self.settings.title_in_passages) for c in chunks])
-
     def prepare(
         self, documents: list[Document], show_progress: bool = False, progress: Progress = NO_PROGRESS
     ) -> list[PreparedDocument]:
@@ -207,7 +204,7 @@ def sync_collection(
         progress.advance(Stage.COMMITTING)
         progress.end(Stage.COMMITTING)
         result.unchanged = sorted(set(result.unchanged) | (set(unique) - {d.id for d in changed}))
-        collection.merge(preparer.passage_terms, timeout=timeout)
+        collection.merge(timeout=timeout)
         if result.changed:
             collection.sweep_originals(timeout=timeout)
         _fill(summary, result)

@@ -22,7 +22,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +35,7 @@ from citeqa.index.lexical import LexicalSettings
 from citeqa.index.manifest import REBUILD_HINT, IndexConfig, IndexMismatchError, IndexMissingError, Manifest
 from citeqa.index.originals import DEFAULT_GRACE_SECONDS, OriginalStore
 from citeqa.index.progress import stop_if_asked
-from citeqa.index.segment import PreparedDocument, SegmentInfo, SegmentReader, write_segment
+from citeqa.index.segment import PreparedDocument, SegmentInfo, SegmentReader, merge_segments, write_segment
 from citeqa.index.snapshot import LiveSegment, Snapshot
 
 MANIFEST_FILE = "manifest.json"
@@ -379,72 +379,32 @@ class Collection:
 
     # -- merging ----------------------------------------------------------------------------------
 
-    def merge(
-        self,
-        passage_terms: Callable[[Document, list], list[list[str]]],
-        timeout: float = 60.0,
-        force: bool = False,
-        stopping: threading.Event | None = None,
-    ) -> int:
+    def merge(self, timeout: float = 60.0, force: bool = False, stopping: threading.Event | None = None) -> int:
         """Merge segments that fill a size tier (or, with force, all of them) into one; returns how many were merged.
 
-        Live documents are copied with their vectors (nothing is embedded again); their postings are rebuilt.
-        `passage_terms(document, chunks)` gives the lexical tokens of each chunk, as at indexing time. Once
-        `stopping` is set, the merge raises WriteStopped at its next step before the commit; the segment it staged
-        is removed by the next write."""
+        Live documents are copied as they are stored (vectors, tables, postings, text): nothing is embedded or
+        tokenised again. Once `stopping` is set, the merge raises WriteStopped at its next step before the commit;
+        a segment it staged is removed by the next write."""
         with self.writing(timeout):
             rows = self._query("SELECT name, chunks FROM segments ORDER BY created, name")
             chosen = [name for name, _ in rows] if force else _tier_to_merge(rows)
             if len(chosen) < 2:
                 return 0
-            snapshot = self.snapshot()
-            by_name = {s.reader.name: s for s in snapshot.segments}
-            marks = ",".join("?" * len(chosen))
-            live_docs = set(self._query(f"SELECT segment, local FROM documents WHERE segment IN ({marks})", tuple(chosen)))
-            prepared: list[PreparedDocument] = []
+            by_name = {s.reader.name: s.reader for s in self.snapshot().segments}
+            parts = []
             for name in chosen:
-                stop_if_asked(stopping)
-                prepared.extend(_copy_live(by_name[name].reader, live_docs, passage_terms))
-            infos = [write_segment(self.folder / SEGMENTS_DIR, prepared, self.manifest.config.dimension)] if prepared else []
+                reader = by_name[name]
+                live = np.zeros(len(reader.doc_ids), dtype=bool)
+                live[[local for (local,) in self._query("SELECT local FROM documents WHERE segment = ?", (name,))]] = True
+                parts.append((reader, live))
+            stop_if_asked(stopping)
+            segments = self.folder / SEGMENTS_DIR
+            has_live = any(live.any() for _, live in parts)
+            infos = [merge_segments(segments, parts, lambda: stop_if_asked(stopping))] if has_live else []
             stop_if_asked(stopping)
             self._commit(infos, [], dropped=chosen)
             self._collect_garbage()
             return len(chosen)
-
-
-def _copy_live(reader: SegmentReader, live_docs: set[tuple[str, int]], passage_terms) -> list[PreparedDocument]:
-    from citeqa.index.chunking import Chunk
-    from citeqa.index.spans import Span
-
-    copied = []
-    documents = reader.all_documents()
-    # A segment stores its chunks and units in document order: each document's rows are one run, found by bisection
-    # (a scan per document made a merge quadratic in the segment's size).
-    numbers = np.arange(len(documents))
-    chunk_doc, unit_doc = np.asarray(reader.chunks[:, 0]), np.asarray(reader.units[:, 0])
-    chunk_bounds = np.searchsorted(chunk_doc, numbers, "left"), np.searchsorted(chunk_doc, numbers, "right")
-    unit_bounds = np.searchsorted(unit_doc, numbers, "left"), np.searchsorted(unit_doc, numbers, "right")
-    for local, document in enumerate(documents):
-        if (reader.name, local) not in live_docs:
-            continue
-        chunk_rows = slice(int(chunk_bounds[0][local]), int(chunk_bounds[1][local]))
-        unit_rows = slice(int(unit_bounds[0][local]), int(unit_bounds[1][local]))
-        chunks = [
-            Chunk(document.id, int(o), int(s), int(e), document.text[int(s) : int(e)])
-            for o, s, e in reader.chunks[chunk_rows, 1:4].tolist()
-        ]
-        units = [Span(int(s), int(e)) for s, e in reader.units[unit_rows, 1:3].tolist()]
-        copied.append(
-            PreparedDocument(
-                document,
-                chunks,
-                units,
-                np.array(reader.chunk_vectors[chunk_rows]),
-                np.array(reader.unit_vectors[unit_rows]),
-                passage_terms(document, chunks),
-            )
-        )
-    return copied
 
 
 def _tier_to_merge(rows: list[tuple[str, int]]) -> list[str]:

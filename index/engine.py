@@ -268,9 +268,7 @@ class Engine:
         return result
 
     def merge(self, force: bool = False) -> int:
-        return self.collection.merge(
-            self.preparer.passage_terms, timeout=self.settings.write_timeout, force=force, stopping=self._closing
-        )
+        return self.collection.merge(timeout=self.settings.write_timeout, force=force, stopping=self._closing)
 
     def _merge_in_background(self, result: WriteResult) -> None:
         """Compact small segments after a write, off the request's path (one merge at a time)."""

@@ -25,6 +25,7 @@ import sqlite3
 import threading
 import uuid
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from citeqa.index.documents import Document
 from citeqa.index.spans import Span
 
 SEGMENT_FILE = "segment.json"
+DOCS_TABLE = "CREATE TABLE docs (local INTEGER PRIMARY KEY, id TEXT, title TEXT, source TEXT, sha256 TEXT, text TEXT, meta TEXT)"
 # From this many chunks on, a segment's dense side is an HNSW graph instead of an exact scan, and its sentence vectors
 # are no longer scanned (see docs/storage.md and the scale benchmark in the README).
 ANN_MIN_CHUNKS = 50_000
@@ -80,13 +82,77 @@ def _ranges(starts: np.ndarray, ends: np.ndarray, lo: np.ndarray, hi: np.ndarray
     return first, np.maximum(first, last)
 
 
+@dataclass
+class Postings:
+    """A segment's BM25 postings: CSR by term id (rows ascending within a term) and each chunk's length in terms."""
+
+    vocabulary: list[str]  # term id -> term
+    term_ptr: np.ndarray  # int64 [terms + 1]
+    rows: np.ndarray  # int32, local chunk rows
+    tfs: np.ndarray  # float32, raw term frequencies
+    lengths: np.ndarray  # float32 [chunks]
+
+    @classmethod
+    def from_terms(cls, chunk_terms: list[list[str]]) -> Postings:
+        vocabulary: dict[str, int] = {}
+        term_ids: list[int] = []
+        rows: list[int] = []
+        tfs: list[int] = []
+        lengths = np.zeros(len(chunk_terms), dtype=np.float32)
+        for row, terms in enumerate(chunk_terms):
+            lengths[row] = len(terms)
+            for term, count in Counter(terms).items():
+                term_ids.append(vocabulary.setdefault(term, len(vocabulary)))
+                rows.append(row)
+                tfs.append(count)
+        return cls._sorted(list(vocabulary), np.asarray(term_ids, np.int64), np.asarray(rows, np.int64), np.asarray(tfs), lengths)
+
+    @classmethod
+    def _sorted(cls, vocabulary: list[str], terms: np.ndarray, rows: np.ndarray, tfs: np.ndarray, lengths) -> Postings:
+        """From parallel (term id, row, tf) arrays in any order; terms without a posting are dropped."""
+        counts = np.bincount(terms, minlength=len(vocabulary))
+        used = counts > 0  # entries sorted by term id line up with the used terms in id order
+        order = np.lexsort((rows, terms))
+        return cls(
+            [term for term, keep in zip(vocabulary, used.tolist(), strict=True) if keep],
+            np.concatenate(([0], np.cumsum(counts[used]))).astype(np.int64),
+            rows[order].astype(np.int32),
+            tfs[order].astype(np.float32),
+            np.asarray(lengths, dtype=np.float32),
+        )
+
+    def save(self, folder: Path) -> None:
+        np.save(folder / "term_ptr.npy", self.term_ptr)
+        np.save(folder / "post_rows.npy", self.rows)
+        np.save(folder / "post_tfs.npy", self.tfs)
+        np.save(folder / "lengths.npy", self.lengths)
+        (folder / "terms.json").write_text(json.dumps(self.vocabulary), encoding="utf-8")
+
+
 def write_segment(segments_dir: Path, prepared: list[PreparedDocument], dimension: int) -> SegmentInfo:
-    """Write a new segment folder (staged under a temporary name, then renamed into place)."""
+    """Write a new segment of freshly prepared documents."""
+    return _staged(segments_dir, lambda folder, name: _write(folder, name, prepared, dimension))
+
+
+def merge_segments(
+    segments_dir: Path, parts: list[tuple[SegmentReader, np.ndarray]], check: Callable[[], None] = lambda: None
+) -> SegmentInfo:
+    """Write one segment holding the live documents of several, given as (reader, bool per local document).
+
+    Everything is copied as arrays: tables renumbered, vectors and postings filtered, document rows copied from
+    SQLite to SQLite. Nothing is parsed, embedded or tokenised again, and no per-document Python object is made,
+    so a merge costs a pass over the data (plus the graph build for a large segment). `check` is called between
+    steps and may raise to stop the merge before anything is renamed into place."""
+    return _staged(segments_dir, lambda folder, name: _merge(folder, name, parts, check))
+
+
+def _staged(segments_dir: Path, build: Callable[[Path, str], SegmentInfo]) -> SegmentInfo:
+    """Build a segment folder under a temporary name and rename it into place once complete."""
     name = f"s-{uuid.uuid4().hex[:16]}"
     staging = segments_dir / f".tmp-{name}"
     staging.mkdir(parents=True)
     try:
-        info = _write(staging, name, prepared, dimension)
+        info = build(staging, name)
         os.replace(staging, segments_dir / name)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -111,30 +177,118 @@ def _write(folder: Path, name: str, prepared: list[PreparedDocument], dimension:
             unit_rows.append([local, unit.start, unit.end, chunk_base + c_first[j], chunk_base + c_last[j]])
     chunks = np.asarray(chunk_rows, dtype=np.int64).reshape(-1, 6)
     units = np.asarray(unit_rows, dtype=np.int64).reshape(-1, 5)
+    np.save(folder / "unit_vectors.npy", _stack([p.unit_vectors for p in prepared], dimension))
+    _write_documents(folder / "docs.sqlite", [p.document for p in prepared])
+    postings = Postings.from_terms([terms for p in prepared for terms in p.chunk_terms])
     chunk_vectors = _stack([p.chunk_vectors for p in prepared], dimension)
-    unit_vectors = _stack([p.unit_vectors for p in prepared], dimension)
+    return _finish(folder, name, chunks, units, chunk_vectors, postings)
+
+
+def _merge(folder: Path, name: str, parts: list[tuple[SegmentReader, np.ndarray]], check: Callable[[], None]) -> SegmentInfo:
+    keep_chunks = [live[reader.chunks[:, 0]] for reader, live in parts]
+    keep_units = [live[reader.units[:, 0]] for reader, live in parts]
+    dimension = int(parts[0][0].unit_vectors.shape[1])
+    unit_count = sum(int(k.sum()) for k in keep_units)
+    unit_vectors = np.lib.format.open_memmap(folder / "unit_vectors.npy", "w+", np.float32, (unit_count, dimension))
+    chunk_tables, unit_tables, chunk_vectors, postings_parts = [], [], [], []
+    bases = np.zeros(3, dtype=np.int64)  # documents, chunks, units written so far
+    for (reader, live), keep_c, keep_u in zip(parts, keep_chunks, keep_units, strict=True):
+        check()
+        documents, chunks, units = _before_each(live), _before_each(keep_c), _before_each(keep_u)
+        table = np.array(reader.chunks[keep_c])
+        table[:, 0] = documents[table[:, 0]] + bases[0]
+        table[:, 4:6] = units[table[:, 4:5]] + (table[:, 4:6] - table[:, 4:5]) + bases[2]
+        chunk_tables.append(table)
+        table = np.array(reader.units[keep_u])
+        table[:, 0] = documents[table[:, 0]] + bases[0]
+        table[:, 3:5] = chunks[table[:, 3:4]] + (table[:, 3:5] - table[:, 3:4]) + bases[1]
+        unit_tables.append(table)
+        unit_vectors[bases[2] : bases[2] + units[-1]] = reader.unit_vectors[keep_u]
+        chunk_vectors.append(np.asarray(reader.chunk_vectors[keep_c], dtype=np.float32))
+        postings_parts.append((reader, keep_c, chunks[:-1] + bases[1]))
+        bases += (documents[-1], chunks[-1], units[-1])
+    unit_vectors.flush()
+    del unit_vectors
+    check()
+    _copy_documents(folder / "docs.sqlite", parts)
+    postings = _merged_postings(postings_parts)
+    check()
+    return _finish(
+        folder,
+        name,
+        np.concatenate(chunk_tables),
+        np.concatenate(unit_tables),
+        _stack(chunk_vectors, dimension),
+        postings,
+    )
+
+
+def _before_each(keep: np.ndarray) -> np.ndarray:
+    """For a bool mask, how many kept items come before each position, with the total appended (so position
+    len(keep), an empty range's end, maps too)."""
+    return np.concatenate(([0], np.cumsum(keep))).astype(np.int64)
+
+
+def _merged_postings(parts: list[tuple[SegmentReader, np.ndarray, np.ndarray]]) -> Postings:
+    """The postings of the kept chunks of several segments, on one vocabulary. Each part is (reader, bool per chunk,
+    new row of each chunk)."""
+    vocabulary: dict[str, int] = {}
+    terms, rows, tfs, lengths = [], [], [], []
+    for reader, keep, new_rows in parts:
+        global_ids = np.array([vocabulary.setdefault(term, len(vocabulary)) for term in reader.vocabulary], dtype=np.int64)
+        entry_terms = np.repeat(np.arange(len(global_ids)), np.diff(reader.term_ptr))
+        local_rows = np.asarray(reader.post_rows, dtype=np.int64)
+        alive = keep[local_rows]
+        terms.append(global_ids[entry_terms[alive]])
+        rows.append(new_rows[local_rows[alive]])
+        tfs.append(np.asarray(reader.post_tfs)[alive])
+        lengths.append(reader.lengths[keep])
+    joined = (np.concatenate(part) for part in (terms, rows, tfs, lengths))
+    return Postings._sorted(list(vocabulary), *joined)
+
+
+def _copy_documents(path: Path, parts: list[tuple[SegmentReader, np.ndarray]]) -> None:
+    """Copy the live documents' rows from each segment's docs.sqlite into a new one, numbered in order."""
+    with sqlite3.connect(path) as db:
+        db.execute(DOCS_TABLE)
+        base = 0
+        for reader, live in parts:
+            db.execute("ATTACH DATABASE ? AS old", (f"file:{reader.folder / 'docs.sqlite'}?mode=ro",))
+            kept = np.flatnonzero(live)
+            db.execute("CREATE TEMP TABLE renumber (old INTEGER PRIMARY KEY, new INTEGER)")
+            db.executemany("INSERT INTO renumber VALUES (?, ?)", zip(kept.tolist(), range(base, base + len(kept)), strict=True))
+            db.execute(
+                "INSERT INTO docs SELECT r.new, d.id, d.title, d.source, d.sha256, d.text, d.meta "
+                "FROM old.docs d JOIN renumber r ON d.local = r.old ORDER BY r.new"
+            )
+            db.execute("DROP TABLE renumber")
+            db.commit()
+            db.execute("DETACH DATABASE old")
+            base += len(kept)
+    db.close()
+
+
+def _finish(
+    folder: Path, name: str, chunks: np.ndarray, units: np.ndarray, chunk_vectors: np.ndarray, postings: Postings
+) -> SegmentInfo:
+    """Write the tables, postings and dense index beside docs.sqlite and unit_vectors.npy, then segment.json."""
     np.save(folder / "chunks.npy", chunks)
     np.save(folder / "units.npy", units)
-    np.save(folder / "unit_vectors.npy", unit_vectors)
-    _write_postings(folder, [terms for p in prepared for terms in p.chunk_terms])
+    postings.save(folder)
     dense = "flat"
     if len(chunks) >= ANN_MIN_CHUNKS:
         faiss.write_index(_build_hnsw(chunk_vectors), str(folder / "dense.faiss"))  # holds the chunk vectors
         dense = "hnsw"
     else:
         np.save(folder / "chunk_vectors.npy", chunk_vectors)
-    _write_documents(folder / "docs.sqlite", [p.document for p in prepared])
+    with sqlite3.connect(f"file:{folder / 'docs.sqlite'}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT id, sha256, source FROM docs ORDER BY local").fetchall()
+    db.close()
+    doc_chunks = np.bincount(chunks[:, 0], minlength=len(rows)).tolist() if len(rows) else []
     info = SegmentInfo(
-        name,
-        len(prepared),
-        len(chunks),
-        len(units),
-        dense,
-        [p.document.id for p in prepared],
-        [p.document.sha256 for p in prepared],
-        [len(p.chunks) for p in prepared],
-        [p.document.source for p in prepared],
-    )
+        name, len(rows), len(chunks), len(units), dense,
+        [r[0] for r in rows], [r[1] for r in rows], doc_chunks, [r[2] for r in rows],
+    )  # fmt: skip
     meta = {"name": name, "documents": info.documents, "chunks": info.chunks, "units": info.units, "dense": dense}
     (folder / SEGMENT_FILE).write_text(json.dumps(meta), encoding="utf-8")  # last: a folder with it is complete
     return info
@@ -178,32 +332,9 @@ def _mapped(path: Path) -> np.ndarray:
     return np.asarray(np.load(path, mmap_mode="r"))
 
 
-def _write_postings(folder: Path, chunk_terms: list[list[str]]) -> None:
-    vocabulary: dict[str, int] = {}
-    term_ids: list[int] = []
-    rows: list[int] = []
-    tfs: list[int] = []
-    lengths = np.zeros(len(chunk_terms), dtype=np.float32)
-    for row, terms in enumerate(chunk_terms):
-        lengths[row] = len(terms)
-        for term, count in Counter(terms).items():
-            term_ids.append(vocabulary.setdefault(term, len(vocabulary)))
-            rows.append(row)
-            tfs.append(count)
-    order = np.argsort(np.asarray(term_ids, dtype=np.int64), kind="stable")
-    counts = np.bincount(np.asarray(term_ids, dtype=np.int64), minlength=len(vocabulary))
-    np.save(folder / "term_ptr.npy", np.concatenate(([0], np.cumsum(counts))).astype(np.int64))
-    np.save(folder / "post_rows.npy", np.asarray(rows, dtype=np.int32)[order])
-    np.save(folder / "post_tfs.npy", np.asarray(tfs, dtype=np.float32)[order])
-    np.save(folder / "lengths.npy", lengths)
-    (folder / "terms.json").write_text(json.dumps(list(vocabulary)), encoding="utf-8")
-
-
 def _write_documents(path: Path, documents: list[Document]) -> None:
     with sqlite3.connect(path) as db:
-        db.execute(
-            "CREATE TABLE docs (local INTEGER PRIMARY KEY, id TEXT, title TEXT, source TEXT, sha256 TEXT, text TEXT, meta TEXT)"
-        )
+        db.execute(DOCS_TABLE)
         db.executemany(
             "INSERT INTO docs VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(i, d.id, d.title, d.source, d.sha256, d.text, json.dumps(d.meta)) for i, d in enumerate(documents)],

@@ -104,6 +104,46 @@ def test_a_merge_keeps_every_live_document_and_drops_deleted_ones(tmp_path: Path
     assert after == before and "n2.txt" not in after and len(after) == 4
 
 
+def test_a_merged_segment_holds_exactly_what_writing_its_live_documents_afresh_would(tmp_path: Path, embedder: Embedder) -> None:
+    """A merge copies arrays (tables renumbered, postings filtered onto one vocabulary, document rows copied in
+    SQLite) instead of re-preparing documents: the result must equal a segment written from the live documents."""
+    texts = {f"d{i}.md": f"# Part {i}\n\nThe {['ferry', 'mill', 'lock'][i % 3]} log {i} notes tide {i * 7}. " * (1 + i % 3)
+             for i in range(10)}  # fmt: skip
+    docs = {doc_id: make_document(doc_id, text, doc_id) for doc_id, text in texts.items()}
+    docs["d3.md"] = make_document("d3.md", "# Part 3\n\nThe weir was rebuilt. Its gate opens at noon.", "d3.md")
+    merged = Engine.create(tmp_path / "merged", EngineSettings(), embedder)
+    merged.background_merges = False
+    prepare = merged.preparer.prepare
+    merged.collection.write(prepare([make_document(f"d{i}.md", texts[f"d{i}.md"], f"d{i}.md") for i in range(5)]), [])
+    merged.collection.write(prepare([docs[f"d{i}.md"] for i in range(5, 10)]), [])
+    merged.collection.write(prepare([docs["d3.md"]]), ["d7.md"])
+    assert merged.merge(force=True) == 3
+    order = ["d0.md", "d1.md", "d2.md", "d4.md", "d5.md", "d6.md", "d8.md", "d9.md", "d3.md"]
+    fresh = Engine.create(tmp_path / "fresh", EngineSettings(), embedder)
+    fresh.collection.write(prepare([docs[doc_id] for doc_id in order]), [])
+    (a,), (b,) = (e.collection.snapshot().segments for e in (merged, fresh))
+    a, b = a.reader, b.reader
+    assert a.doc_ids == b.doc_ids == order
+    assert [a.document(i) for i in range(9)] == [b.document(i) for i in range(9)]
+    for table in ("chunks", "units", "lengths"):
+        assert np.array_equal(getattr(a, table), getattr(b, table)), table
+    for table in ("chunk_vectors", "unit_vectors"):
+        assert np.allclose(getattr(a, table), getattr(b, table), atol=1e-5), table
+
+    def postings(reader) -> dict[str, list[tuple[int, float]]]:
+        ptr, rows, tfs = reader.term_ptr, reader.post_rows.tolist(), reader.post_tfs.tolist()
+        return {
+            t: list(zip(rows[ptr[i] : ptr[i + 1]], tfs[ptr[i] : ptr[i + 1]], strict=True)) for t, i in reader.vocabulary.items()
+        }
+
+    assert postings(a) == postings(b) and "weir" in a.vocabulary
+    assert [p.quote.text for p in merged.search("when does the gate open", 3)] == [
+        p.quote.text for p in fresh.search("when does the gate open", 3)
+    ]
+    merged.close()
+    fresh.close()
+
+
 def test_a_second_writer_waits_for_the_lock_then_fails_with_a_clear_message(tmp_path: Path, embedder: Embedder) -> None:
     first = Engine.create(tmp_path / "c", EngineSettings(), embedder)
     second = Collection.open(tmp_path / "c", IndexSettings().config_for(embedder))
@@ -251,7 +291,7 @@ def test_a_merge_asked_to_stop_commits_nothing_and_a_later_merge_still_runs(tmp_
     stopping = threading.Event()
     stopping.set()
     with pytest.raises(WriteStopped):
-        engine.collection.merge(engine.preparer.passage_terms, stopping=stopping, force=True)
+        engine.collection.merge(stopping=stopping, force=True)
     assert engine.collection.generation() == generation and live_segments(tmp_path / "index") == segments
     assert engine.merge(force=True) == 3 and len(live_segments(tmp_path / "index")) == 1
     engine.close()
