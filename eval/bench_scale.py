@@ -87,8 +87,9 @@ def disk_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def cold_start(folder: Path, query_vector: np.ndarray) -> tuple[float, float]:
-    """A fresh process opens the collection and answers one retrieval: (seconds, peak resident MB)."""
+def cold_start(folder: Path, query_vector: np.ndarray) -> tuple[float, float, float]:
+    """A fresh process opens the collection and answers one retrieval: (seconds, peak resident MB, of which MB are
+    the process's own (anonymous) memory; the rest is mapped page cache: files the search touched)."""
     script = (
         "import sys, time, numpy as np\n"
         "t = time.perf_counter()\n"
@@ -100,12 +101,12 @@ def cold_start(folder: Path, query_vector: np.ndarray) -> tuple[float, float]:
         "c = Collection(folder, Manifest.read(folder / 'manifest.json'))\n"
         "v = np.frombuffer(sys.stdin.buffer.read(), dtype=np.float32)\n"
         "Retriever(c.snapshot(), RetrievalSettings()).search(['cell', 'protein'], v, 10, SearchMode.HYBRID)\n"
-        "peak = [line for line in open('/proc/self/status') if line.startswith('VmHWM')][0].split()[1]\n"
-        "print(time.perf_counter() - t, int(peak) / 1024)\n"
+        "status = {l.split(':')[0]: l.split()[1] for l in open('/proc/self/status') if l.startswith(('VmHWM', 'RssAnon'))}\n"
+        "print(time.perf_counter() - t, int(status['VmHWM']) / 1024, int(status['RssAnon']) / 1024)\n"
     )
     out = subprocess.run([sys.executable, "-c", script], input=query_vector.tobytes(), capture_output=True, check=True)
-    seconds, rss = out.stdout.decode().split()
-    return float(seconds), float(rss)
+    seconds, rss, anonymous = out.stdout.decode().split()
+    return float(seconds), float(rss), float(anonymous)
 
 
 def measure(
@@ -168,7 +169,7 @@ def measure(
         s.reader.chunk_vectors.nbytes + (s.reader.unit_vectors.nbytes if s.reader.ann is None else 0) for s in snapshot.segments
     )
     collection.close()
-    start_seconds, start_rss = cold_start(folder, vectors[0])
+    start_seconds, start_rss, start_anonymous = cold_start(folder, vectors[0])
     figures = {
         "chunks": size,
         "build_s": build_seconds,
@@ -183,6 +184,7 @@ def measure(
         "dense_recall_at_10": float(np.mean(recalls)),
         "cold_start_s": start_seconds,
         "cold_rss_mb": start_rss,
+        "cold_anonymous_mb": start_anonymous,
         "vector_mb": searched / 1e6,
         "rss_over_vectors": start_rss * 1024 * 1024 / searched if searched else 0.0,
         "disk_bytes_per_chunk": disk_bytes(folder) / size,

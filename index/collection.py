@@ -204,13 +204,7 @@ class Collection:
             if cached is not None and cached[0] == len(gone):  # deletions only grow until a merge drops the segment
                 segments.append(cached[1])
                 continue
-            if gone:
-                gone_array = np.asarray(gone, dtype=np.int64)
-                live = ~np.isin(reader.chunks[:, 0], gone_array)
-                live_units = ~np.isin(reader.units[:, 0], gone_array)
-                segment = LiveSegment(reader, live, live_units)
-            else:
-                segment = LiveSegment(reader, None, None)
+            segment = LiveSegment(reader, *reader.live_rows(gone)) if gone else LiveSegment(reader, None, None)
             self._live[name] = (len(gone), segment)
             segments.append(segment)
         for name in set(self._readers) - set(names):  # merged away; old snapshots keep their open files
@@ -394,7 +388,7 @@ class Collection:
             parts = []
             for name in chosen:
                 reader = by_name[name]
-                live = np.zeros(len(reader.doc_ids), dtype=bool)
+                live = np.zeros(reader.document_count, dtype=bool)
                 live[[local for (local,) in self._query("SELECT local FROM documents WHERE segment = ?", (name,))]] = True
                 parts.append((reader, live))
             stop_if_asked(stopping)
@@ -404,6 +398,7 @@ class Collection:
             stop_if_asked(stopping)
             self._commit(infos, [], dropped=chosen)
             self._collect_garbage()
+            self.snapshot()  # open the merged segment here, in the background, rather than in the next search
             return len(chosen)
 
 

@@ -10,7 +10,8 @@ from citeqa.index.documents import Document
 from citeqa.index.lexical import LexicalTokenizer
 from citeqa.index.quote_selector import CandidateUnits, QuestionInput, QuoteSelector
 from citeqa.index.search import Hit
-from citeqa.index.snapshot import Snapshot, expand_ranges
+from citeqa.index.segment import expand_ranges
+from citeqa.index.snapshot import Snapshot
 from citeqa.index.spans import Span, trim
 
 

@@ -9,7 +9,8 @@ from functools import cached_property
 import numpy as np
 
 from citeqa.index.chunking import Chunk
-from citeqa.index.snapshot import Snapshot, expand_ranges
+from citeqa.index.segment import expand_ranges
+from citeqa.index.snapshot import Snapshot
 from citeqa.index.snapshot import top_rows as _top
 
 
@@ -125,13 +126,12 @@ class Retriever:
             best_units[has_units] = np.maximum.reduceat(cosines, starts[has_units])
         return (1.0 - weight) * chunk_cosines + weight * best_units
 
-    def _dense_candidates(self, vector: np.ndarray, count: int) -> np.ndarray:
-        """Rows ranked by dense score, from the nearest chunks and the chunks of the nearest sentences."""
+    def _dense_pool(self, vector: np.ndarray, count: int) -> np.ndarray:
+        """Sorted unique rows the dense side ranks: the nearest chunks and the chunks of the nearest sentences."""
         pool = self.snapshot.nearest_chunks(vector, count)
         if self.settings.sentence_weight > 0:
             pool = np.union1d(pool, self.snapshot.chunks_of_nearest_units(vector, count))
-        rows = np.unique(pool)
-        return rows[_top(self.dense_scores(rows, vector), count)]
+        return np.unique(pool)
 
     def search(self, terms: list[str], vector: np.ndarray, top_k: int, mode: SearchMode) -> list[Hit]:
         if self.snapshot.live_chunks == 0:
@@ -153,12 +153,13 @@ class Retriever:
         self, vector: np.ndarray, lexical_rows: np.ndarray, lexical_scores: np.ndarray, top_k: int, mode: SearchMode
     ) -> list[Hit]:
         candidates = self.settings.candidates
-        dense_ranked = self._dense_candidates(vector, candidates)
+        pool = self._dense_pool(vector, candidates)
         lexical_ranked = lexical_rows[_top(lexical_scores, candidates)]
         lexical_ranked = lexical_ranked[_lookup(lexical_rows, lexical_scores, lexical_ranked) > 0]
 
-        rows = np.union1d(dense_ranked, lexical_ranked)
-        dense = self.dense_scores(rows, vector)  # for every candidate, whichever side found it
+        rows = np.union1d(pool, lexical_ranked)
+        dense = self.dense_scores(rows, vector)  # once, for every candidate, whichever side found it
+        dense_ranked = pool[_top(dense[np.searchsorted(rows, pool)], candidates)]
         lexical = _lookup(lexical_rows, lexical_scores, rows)
         if mode is SearchMode.DENSE:
             scores = np.where(np.isin(rows, dense_ranked), dense, -np.inf)

@@ -75,6 +75,13 @@ class SegmentInfo:
     doc_sources: list[str] = field(default_factory=list)
 
 
+def expand_ranges(first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """The integers of every range [first[i], last[i]), concatenated in order (without a Python loop)."""
+    sizes = last - first
+    starts = np.cumsum(sizes) - sizes  # where each range's run begins in the result
+    return np.repeat(first - starts, sizes) + np.arange(int(sizes.sum()), dtype=np.int64)
+
+
 def _ranges(starts: np.ndarray, ends: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each span [lo, hi), the contiguous range of items (sorted spans [starts, ends)) that overlap it."""
     first = np.searchsorted(ends, lo, side="right")
@@ -366,14 +373,10 @@ class SegmentReader:
             self.chunk_vectors = _graph_vectors(self.ann)
         else:
             self.chunk_vectors = _mapped(folder / "chunk_vectors.npy")
-        # A large segment's unit vectors are never scanned, only read for a search's candidates: read with pread, as
-        # a mapping would bring whole page-cache folios (on ext4, up to megabytes each) into this process's memory
-        # for a few rows each.
-        self._unit_file = open(folder / "unit_vectors.npy", "rb", buffering=0) if self.ann is not None else None  # noqa: SIM115
         # Opened now, not on first use: a merge may remove the folder while an old snapshot still reads it.
         self._db = sqlite3.connect(f"file:{folder / 'docs.sqlite'}?mode=ro&immutable=1", uri=True, check_same_thread=False)
         self._db_lock = threading.Lock()
-        self.doc_ids: list[str] = [r[0] for r in self._db.execute("SELECT id FROM docs ORDER BY local")]
+        self.document_count: int = meta["documents"]
         self._documents: OrderedDict[int, Document] = OrderedDict()
         self.terms_cache: dict[int, list[str]] = {}  # unit row -> stemmed terms (quotes tokenise each unit once)
 
@@ -389,11 +392,27 @@ class SegmentReader:
         keep = found[0] >= 0
         return scores[0][keep], found[0][keep]
 
-    def vector_rows(self, table: str, rows: np.ndarray) -> np.ndarray:
-        """Rows of "chunk_vectors" or "unit_vectors" (local row numbers, any order) as a float32 array."""
-        if table == "unit_vectors" and self._unit_file is not None:
-            return _read_rows(self._unit_file.fileno(), self.unit_vectors, rows)
-        return np.asarray(getattr(self, table)[rows], dtype=np.float32)
+    def doc_id(self, local: int) -> str:
+        """The id of a document, read when asked (a search needs a few; a list of all would cost start-up time and
+        memory in proportion to the segment)."""
+        cached = self._documents.get(local)
+        if cached is not None:
+            return cached.id
+        with self._db_lock:
+            return self._db.execute("SELECT id FROM docs WHERE local = ?", (local,)).fetchone()[0]
+
+    def live_rows(self, gone: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Bool per chunk row and per unit row, False for the rows of the documents `gone` (local numbers). Rows are
+        stored in document order, so each document's rows are found by bisection: the cost follows the deletions."""
+        masks = []
+        numbers = np.asarray(sorted(gone), dtype=np.int64)
+        for table in (self.chunks, self.units):
+            live = np.ones(len(table), dtype=bool)
+            documents = table[:, 0]
+            first, last = np.searchsorted(documents, numbers, "left"), np.searchsorted(documents, numbers, "right")
+            live[expand_ranges(first, last)] = False
+            masks.append(live)
+        return masks[0], masks[1]
 
     def document(self, local: int) -> Document:
         cached = self._documents.get(local)
@@ -428,24 +447,3 @@ class SegmentReader:
 
     def close(self) -> None:
         self._db.close()
-        if self._unit_file is not None:
-            self._unit_file.close()
-
-
-def _read_rows(fd: int, mapped: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Rows of the .npy file open as `fd` (whose mapping is `mapped`), read with one pread per run of consecutive
-    rows, in the order asked."""
-    out = np.empty((len(rows), mapped.shape[1]), dtype=np.float32)
-    if not len(rows):
-        return out
-    order = np.argsort(rows, kind="stable")
-    ordered = np.asarray(rows, dtype=np.int64)[order]
-    breaks = np.flatnonzero(np.diff(ordered) > 1) + 1
-    row_bytes, header = mapped.shape[1] * 4, mapped.base.offset
-    position = 0
-    for run in np.split(ordered, breaks):
-        first, count = int(run[0]), int(run[-1]) - int(run[0]) + 1
-        block = np.frombuffer(os.pread(fd, count * row_bytes, header + first * row_bytes), dtype=np.float32)
-        out[order[position : position + len(run)]] = block.reshape(count, -1)[run - first]
-        position += len(run)
-    return out

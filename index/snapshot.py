@@ -19,7 +19,7 @@ import numpy as np
 from citeqa.index.chunking import Chunk
 from citeqa.index.documents import Document
 from citeqa.index.lexical import LexicalSettings
-from citeqa.index.segment import SegmentReader, live_selector
+from citeqa.index.segment import SegmentReader, expand_ranges, live_selector
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,6 @@ def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
     return top[np.argsort(-scores[top], kind="stable")]
 
 
-def expand_ranges(first: np.ndarray, last: np.ndarray) -> np.ndarray:
-    """The integers of every range [first[i], last[i]), concatenated in order (without a Python loop)."""
-    sizes = last - first
-    starts = np.cumsum(sizes) - sizes  # where each range's run begins in the result
-    return np.repeat(first - starts, sizes) + np.arange(int(sizes.sum()), dtype=np.int64)
-
-
 class Snapshot:
     def __init__(self, generation: int, segments: list[LiveSegment], lexical: LexicalSettings) -> None:
         self.generation = generation
@@ -63,6 +56,7 @@ class Snapshot:
             float(s.reader.lengths[s.live].sum()) if s.live is not None else float(s.reader.lengths.sum()) for s in segments
         )
         self.average_length = total_length / self.live_chunks if self.live_chunks else 1.0
+        self._norms: dict[int, np.ndarray] = {}
 
     # -- addressing -------------------------------------------------------------------------------
 
@@ -81,7 +75,7 @@ class Snapshot:
     def doc_id(self, row: int) -> str:
         s = int(np.searchsorted(self.offsets, row, side="right") - 1)
         reader = self.segments[s].reader
-        return reader.doc_ids[int(reader.chunks[row - self.offsets[s], 0])]
+        return reader.doc_id(int(reader.chunks[row - self.offsets[s], 0]))
 
     def document_of(self, row: int) -> Document:
         s = int(np.searchsorted(self.offsets, row, side="right") - 1)
@@ -96,11 +90,11 @@ class Snapshot:
 
     def _gather(self, rows: np.ndarray, offsets: np.ndarray, table: str) -> np.ndarray:
         """Rows of a per-segment vector table (chunk_vectors or unit_vectors), as one float32 array."""
-        if len(self.segments) == 1:  # no copy through a staging array
-            return self.segments[0].reader.vector_rows(table, np.asarray(rows, dtype=np.int64))
+        if len(self.segments) == 1:  # one fancy index, no copy through a staging array
+            return np.asarray(getattr(self.segments[0].reader, table)[np.asarray(rows, dtype=np.int64)], dtype=np.float32)
         out = np.zeros((len(rows), self._dimension()), dtype=np.float32)
         for s, positions, local in self._split(rows, offsets):
-            out[positions] = self.segments[s].reader.vector_rows(table, local)
+            out[positions] = getattr(self.segments[s].reader, table)[local]
         return out
 
     def unit_ranges(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -203,7 +197,6 @@ class Snapshot:
     def lexical_scores(self, terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """BM25 (Lucene form) of every live chunk holding a query term: (global rows, scores). Only postings of
         the query's terms are read, so the cost follows the terms' frequency, not the collection's size."""
-        settings = self.lexical
         rows_parts, score_parts = [], []
         for term, repeats in Counter(terms).items():  # a term asked twice counts twice, as in classic BM25
             term_rows, term_parts = [], []
@@ -217,8 +210,7 @@ class Snapshot:
                 if segment.live is not None:
                     alive = segment.live[local]
                     local, tfs = local[alive], tfs[alive]
-                lengths = reader.lengths[local]
-                norm = settings.k1 * (1 - settings.b + settings.b * lengths / self.average_length)
+                norm = self._length_norms(s)[local]
                 term_rows.append(local.astype(np.int64) + self.offsets[s])
                 term_parts.append(tfs / (tfs + norm))
             frequency = sum(len(r) for r in term_rows)
@@ -228,8 +220,24 @@ class Snapshot:
                 score_parts.extend(repeats * idf * part for part in term_parts)
         if not rows_parts:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        unique, inverse = np.unique(np.concatenate(rows_parts), return_inverse=True)
-        return unique, np.bincount(inverse, weights=np.concatenate(score_parts)).astype(np.float32)
+        rows, scores = np.concatenate(rows_parts), np.concatenate(score_parts)
+        total = int(self.offsets[-1])
+        if len(rows) * 16 < total:  # few postings: sorting them is cheaper than a pass over every row
+            unique, inverse = np.unique(rows, return_inverse=True)
+            return unique, np.bincount(inverse, weights=scores).astype(np.float32)
+        # Common terms in a large collection: one accumulator over all rows (sorting 250k postings took 20 ms at 1M)
+        summed = np.bincount(rows, weights=scores, minlength=total)
+        found = np.flatnonzero(summed)
+        return found, summed[found].astype(np.float32)
+
+    def _length_norms(self, s: int) -> np.ndarray:
+        """BM25's length normalisation k1 * (1 - b + b * length / average) of each chunk of segment s, computed
+        once per snapshot (the average is the snapshot's) rather than for each posting of each query."""
+        norms = self._norms.get(s)
+        if norms is None:
+            settings, lengths = self.lexical, self.segments[s].reader.lengths
+            norms = self._norms[s] = settings.k1 * (1 - settings.b + settings.b * lengths / self.average_length)
+        return norms
 
     def idf_from(self, frequency: int) -> float:
         n = self.live_chunks
