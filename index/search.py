@@ -10,7 +10,7 @@ import numpy as np
 
 from citeqa.index.chunking import Chunk
 from citeqa.index.segment import expand_ranges
-from citeqa.index.snapshot import Snapshot
+from citeqa.index.snapshot import LexicalQuery, Snapshot
 from citeqa.index.snapshot import top_rows as _top
 
 
@@ -95,14 +95,6 @@ def fuse(
     return weight * dense_norm + (1.0 - weight) * lexical_norm
 
 
-def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """values[keys == w] for each w in wanted (keys sorted and unique), 0 where w is not a key."""
-    if not len(keys):
-        return np.zeros(len(wanted), dtype=np.float32)
-    positions = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-    return np.where(keys[positions] == wanted, values[positions], 0.0)
-
-
 class Retriever:
     """Candidates from both sides of one snapshot, fused into one ranking."""
 
@@ -136,11 +128,18 @@ class Retriever:
     def search(self, terms: list[str], vector: np.ndarray, top_k: int, mode: SearchMode) -> list[Hit]:
         if self.snapshot.live_chunks == 0:
             return []
-        lexical_rows, lexical_scores = self.snapshot.lexical_scores(terms)
-        hits = self._search(vector, lexical_rows, lexical_scores, top_k, mode)
+        lexical = self._lexical_side(terms)
+        hits = self._search(vector, *lexical, top_k, mode)
         if self.settings.feedback_weight > 0 and mode is SearchMode.HYBRID and hits:
-            hits = self._search(self._with_feedback(vector, hits), lexical_rows, lexical_scores, top_k, mode)
+            hits = self._search(self._with_feedback(vector, hits), *lexical, top_k, mode)
         return hits
+
+    def _lexical_side(self, terms: list[str]) -> tuple[LexicalQuery, np.ndarray]:
+        """The query's BM25 and its ranked candidate rows (those with a positive score)."""
+        query = self.snapshot.lexical_query(terms)
+        rows, scores = query.candidates(self.settings.candidates)
+        ranked = _top(scores, self.settings.candidates)
+        return query, rows[ranked][scores[ranked] > 0]
 
     def _with_feedback(self, vector: np.ndarray, hits: list[Hit]) -> np.ndarray:
         """Pseudo-relevance feedback (Rocchio): move the query vector toward the mean of the first pass's
@@ -150,17 +149,14 @@ class Retriever:
         return (moved / max(float(np.linalg.norm(moved)), 1e-9)).astype(np.float32)
 
     def _search(
-        self, vector: np.ndarray, lexical_rows: np.ndarray, lexical_scores: np.ndarray, top_k: int, mode: SearchMode
+        self, vector: np.ndarray, lexical_query: LexicalQuery, lexical_ranked: np.ndarray, top_k: int, mode: SearchMode
     ) -> list[Hit]:
         candidates = self.settings.candidates
         pool = self._dense_pool(vector, candidates)
-        lexical_ranked = lexical_rows[_top(lexical_scores, candidates)]
-        lexical_ranked = lexical_ranked[_lookup(lexical_rows, lexical_scores, lexical_ranked) > 0]
-
         rows = np.union1d(pool, lexical_ranked)
         dense = self.dense_scores(rows, vector)  # once, for every candidate, whichever side found it
         dense_ranked = pool[_top(dense[np.searchsorted(rows, pool)], candidates)]
-        lexical = _lookup(lexical_rows, lexical_scores, rows)
+        lexical = lexical_query.scores_of(rows)
         if mode is SearchMode.DENSE:
             scores = np.where(np.isin(rows, dense_ranked), dense, -np.inf)
         elif mode is SearchMode.LEXICAL:

@@ -91,7 +91,7 @@ def test_feedback_moves_the_query_toward_the_first_pass_and_stays_normalised(see
     retriever = Retriever(snapshot, settings)
     vector = seed_engine.embedder.embed_query("what did Shoygu allege?")
     terms = seed_engine.tokenizer.tokenize(["what did Shoygu allege?"])[0]
-    first = retriever._search(vector, *snapshot.lexical_scores(terms), 3, SearchMode.HYBRID)
+    first = retriever._search(vector, *retriever._lexical_side(terms), 3, SearchMode.HYBRID)
     moved = retriever._with_feedback(vector, first)
     centroid = snapshot.chunk_vectors(np.array([h.row for h in first[:2]])).mean(axis=0)
     assert np.linalg.norm(moved) == pytest.approx(1.0, abs=1e-5)

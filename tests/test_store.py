@@ -92,6 +92,39 @@ def test_bm25_does_not_depend_on_how_documents_are_split_into_segments(tmp_path:
         assert a == b
 
 
+def test_pruned_bm25_candidates_hold_the_exact_best_chunks_with_exact_scores(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above EXHAUSTIVE_POSTINGS (lowered here to 0), frequent query terms are only looked up for chunks that rarer
+    terms found: the candidates must still hold the exact top `count`, every score exact, across two segments and
+    a deletion."""
+    from citeqa.index import snapshot as snapshot_module
+
+    rng = np.random.default_rng(7)
+    common, rare = ["river", "water", "stone", "bridge"], [f"token{i}" for i in range(40)]
+    texts = [" ".join(rng.choice(common, 6).tolist() + rng.choice(rare, 2).tolist()) + "." for _ in range(240)]
+    engine = Engine.create(tmp_path / "c", EngineSettings(), embedder)
+    documents = [make_document(f"d{i}.txt", text, f"d{i}.txt") for i, text in enumerate(texts)]
+    engine.collection.write(engine.preparer.prepare(documents[:120]), [])
+    engine.collection.write(engine.preparer.prepare(documents[120:]), ["d5.txt"])
+    snapshot = engine.collection.snapshot()
+    assert len(snapshot.segments) == 2
+    monkeypatch.setattr(snapshot_module, "EXHAUSTIVE_POSTINGS", 0)
+    pruned_somewhere = False
+    for query in ("river water token3", "stone bridge river token17 token21", "water token5 token5"):
+        lexical = snapshot.lexical_query(engine.tokenizer.tokenize([query])[0])
+        every_rows, every_scores = lexical._accumulate(lexical.postings)  # exhaustive, as below the threshold
+        rows, scores = lexical.candidates(10)
+        pruned_somewhere |= len(rows) < len(every_rows)
+        best = every_rows[np.argsort(-every_scores, kind="stable")[:10]]
+        assert set(best.tolist()) <= set(rows.tolist())
+        assert np.allclose(scores, every_scores[np.searchsorted(every_rows, rows)], rtol=1e-5)
+        assert np.allclose(lexical.scores_of(every_rows), every_scores, rtol=1e-5)
+        assert snapshot.doc_id(int(best[0])) != "d5.txt"
+    assert pruned_somewhere
+    engine.close()
+
+
 def test_a_merge_keeps_every_live_document_and_drops_deleted_ones(tmp_path: Path, embedder: Embedder) -> None:
     engine = Engine.create(tmp_path / "c", EngineSettings(), embedder)
     for i in range(5):
