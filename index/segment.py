@@ -427,11 +427,6 @@ class SegmentReader:
             self._documents.popitem(last=False)
         return document
 
-    def all_documents(self) -> list[Document]:
-        with self._db_lock:
-            rows = self._db.execute("SELECT id, title, source, text, sha256, meta FROM docs ORDER BY local").fetchall()
-        return [Document(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else {}) for r in rows]
-
     def original_hashes(self) -> dict[int, str]:
         """local number -> sha256 of the document's original file, for documents parsed from files."""
         with self._db_lock:
