@@ -19,17 +19,22 @@ class GoldQuestion:
     kind: str  # direct, paraphrase, name, number, date, who-said-what, unanswerable
     doc_id: str | None = None
     quote: str | None = None  # exact words of the document that answer; None when unanswerable
+    # Exact words of the other parts of a complete answer, in other sentences ("What did Shoygu allege?" has two
+    # allegations): a complete answer quotes `quote` and each of these.
+    also: tuple[str, ...] = ()
 
     @property
     def answerable(self) -> bool:
         return self.quote is not None
 
-    def gold_spans(self, document: Document) -> list[tuple[int, int]]:
-        """Every occurrence of the gold quote in the document (a repeated sentence counts wherever it is)."""
-        spans, start = [], document.text.find(self.quote or "\x00")
-        while start >= 0 and self.quote:
-            spans.append((start, start + len(self.quote)))
-            start = document.text.find(self.quote, start + 1)
+    def gold_spans(self, document: Document, words: str | None = None) -> list[tuple[int, int]]:
+        """Every occurrence of the gold quote (or of `words`) in the document (a repeated sentence counts wherever
+        it is)."""
+        words = self.quote if words is None else words
+        spans, start = [], document.text.find(words or "\x00")
+        while start >= 0 and words:
+            spans.append((start, start + len(words)))
+            start = document.text.find(words, start + 1)
         return spans
 
 
@@ -41,7 +46,11 @@ def load_gold(path: Path = GOLD_PATH) -> list[GoldQuestion]:
                 continue
             row = json.loads(line)
             try:
-                questions.append(GoldQuestion(row["id"], row["question"], row["kind"], row.get("doc_id"), row.get("quote")))
+                questions.append(
+                    GoldQuestion(
+                        row["id"], row["question"], row["kind"], row.get("doc_id"), row.get("quote"), tuple(row.get("also", ()))
+                    )
+                )
             except KeyError as exc:
                 raise ValueError(f"{path}:{number}: missing field {exc}") from exc
     return questions
@@ -58,8 +67,10 @@ def check_gold(questions: list[GoldQuestion], documents: dict[str, Document]) ->
             continue
         if q.doc_id not in documents:
             problems.append(f"{q.id}: unknown document {q.doc_id}")
-        elif not q.gold_spans(documents[q.doc_id]):
-            problems.append(f"{q.id}: quote not found verbatim in {q.doc_id}")
+        else:
+            for words in (q.quote, *q.also):
+                if not q.gold_spans(documents[q.doc_id], words):
+                    problems.append(f"{q.id}: {words!r} not found verbatim in {q.doc_id}")
     return problems
 
 

@@ -70,16 +70,17 @@ def _covers(span: tuple[int, int], golds: list[tuple[int, int]]) -> bool:
 
 
 def evaluate_gold(engine: Engine, questions: list[GoldQuestion], top_k: int = 10) -> dict:
-    """hit@1, hit@3, MRR@10 over passages; quote accuracy; abstention precision and recall.
+    """hit@1, hit@3, MRR@10 over passages; quote accuracy; complete answers; abstention precision and recall.
 
     A passage is relevant when its span contains an occurrence of the gold quote. Quote accuracy is the
-    share of answerable questions whose top passage's quote span contains an occurrence of the gold quote.
+    share of answerable questions whose top passage's quote span contains an occurrence of the gold quote. A
+    question with several parts (`also`) is answered completely when the answer's quotes contain every part.
     """
     documents = {info.id: engine.document(info.id) for info in engine.documents()}
     problems = check_gold(questions, documents)
     if problems:
         raise ValueError("gold set does not match the corpus: " + "; ".join(problems))
-    hits1, hits3, mrrs, quote_ok, per_question = [], [], [], [], []
+    hits1, hits3, mrrs, quote_ok, complete, per_question = [], [], [], [], [], []
     abstained_unanswerable = abstained_answerable = unanswerable = 0
     for q in questions:
         answer = engine.ask(q.question, top_k)
@@ -100,6 +101,11 @@ def evaluate_gold(engine: Engine, questions: list[GoldQuestion], top_k: int = 10
         mrrs.append(1.0 / first if first else 0.0)
         quote_ok.append(float(quote_hit))
         row |= {"first_relevant_rank": first, "quote_correct": quote_hit, "top_quote": top.quote.text if top else None}
+        if q.also:  # a several-part answer: is each part quoted (in any of the answer's sentences)?
+            quoted = [(p.quote.start, p.quote.end) for p in answer.cited if p.document.id == q.doc_id]
+            parts = [q.gold_spans(documents[q.doc_id], words) for words in (q.quote, *q.also)]
+            row["complete"] = all(any(_covers(span, spans) for span in quoted) for spans in parts)
+            complete.append(float(row["complete"]))
         per_question.append(row)
     abstained = abstained_unanswerable + abstained_answerable
     return {
@@ -110,6 +116,8 @@ def evaluate_gold(engine: Engine, questions: list[GoldQuestion], top_k: int = 10
         "hit@3": mean(hits3),
         "mrr@10": mean(mrrs),
         "quote_accuracy": mean(quote_ok),
+        "several_part_questions": len(complete),
+        "complete_answers": mean(complete),
         "abstention_precision": abstained_unanswerable / abstained if abstained else 1.0,
         "abstention_recall": abstained_unanswerable / unanswerable if unanswerable else 1.0,
         "answerable_abstained": abstained_answerable,
@@ -196,7 +204,16 @@ def markdown_table(rows: dict[str, dict[str, float]], columns: list[str]) -> str
     return "\n".join(lines)
 
 
-GOLD_COLUMNS = ["hit@1", "hit@3", "mrr@10", "quote_accuracy", "abstention_precision", "abstention_recall", "answerable_abstained"]
+GOLD_COLUMNS = [
+    "hit@1",
+    "hit@3",
+    "mrr@10",
+    "quote_accuracy",
+    "complete_answers",
+    "abstention_precision",
+    "abstention_recall",
+    "answerable_abstained",
+]
 BEIR_COLUMNS = ["ndcg@10", "recall@10", "recall@100", "hit@1", "mrr@10", "answer_in_top_quote", "ms_per_query"]
 
 

@@ -40,7 +40,9 @@ def compose_answer(passages: list[Passage], settings: AnswerSettings) -> Compose
         return ComposedAnswer(NOT_FOUND, [], False)
     best = passages[0].quote
     candidates = [passages[0]] + [replace(passages[0], quote=q) for q in passages[0].quote.companions]
-    candidates += [p for p in passages[1:] if _close(p.quote, best, settings)]
+    # Another passage's quote joins when it answers nearly as well, or when it is one more statement of the speaker
+    # the question asks about and the best quote is one too ("What did Shoygu allege?": each allegation once).
+    candidates += [p for p in passages[1:] if _close(p.quote, best, settings) or (best.attributed and p.quote.attributed)]
     chosen: list[Passage] = []
     for passage in candidates:
         if len(chosen) < settings.max_sentences and not any(_same_words(passage, other) for other in chosen):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from citeqa.index.attribution import question_speaker
 from citeqa.index.documents import Document
 from citeqa.index.lexical import LexicalTokenizer
 from citeqa.index.quote_selector import CandidateUnits, QuestionInput, QuoteSelector
@@ -27,6 +28,8 @@ class Quote:
     companions: tuple[Quote, ...] = ()
     # The quote selector's probability that this sentence holds the answer (None without a selector).
     probability: float | None = None
+    # It states what the person the question asks about said ("What did Shoygu allege?"; index/attribution.py).
+    attributed: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,12 @@ class EvidenceFinder:
                 previous_terms[i] = unit_terms
             candidates = CandidateUnits(texts, terms, vectors, previous_vectors, previous_terms, sizes)
             probabilities = self.selector.score(question, candidates)
-        scored = _Units(spans, texts, scores, cosines, probabilities)
+        attributed = np.zeros(len(texts), dtype=bool)
+        speaker = question_speaker(query, self.tokenizer.tokenize, snapshot.idf, snapshot.idf_from(0))
+        if speaker is not None:
+            for begin, end in bounds:  # a hit's units are consecutive sentences of one document
+                attributed[begin:end] = speaker.attributed(texts[begin:end], terms[begin:end])
+        scored = _Units(spans, texts, scores, cosines, probabilities, attributed)
         return [self._best_quote(hit, scored, begin, end) for hit, (begin, end) in zip(hits, bounds, strict=True)]
 
     def _best_quote(self, hit: Hit, units: _Units, first: int, last: int) -> Quote:
@@ -148,13 +156,23 @@ class EvidenceFinder:
         close = close_to_best(
             scores, probabilities, float(scores[best]), best_probability, self.companion_ratio, self.companion_probability
         )
+        attributed = units.attributed[first:last]
+        if attributed[best]:  # the best states what the asked-about speaker said: so does each of their statements
+            close = close | attributed
         spans = units.spans[first:last]
 
         def quote(i: int, companions: tuple[Quote, ...] = ()) -> Quote:
             probability = None if probabilities is None else float(probabilities[i])
             j = first + i
             return Quote(
-                spans[i].start, spans[i].end, units.texts[j], float(scores[i]), float(units.cosines[j]), companions, probability
+                spans[i].start,
+                spans[i].end,
+                units.texts[j],
+                float(scores[i]),
+                float(units.cosines[j]),
+                companions,
+                probability,
+                bool(attributed[i]),
             )
 
         companions = tuple(
@@ -174,3 +192,4 @@ class _Units:
     scores: np.ndarray  # cosine + lexical weight * overlap
     cosines: np.ndarray
     probabilities: np.ndarray | None  # the selector's, when there is one
+    attributed: np.ndarray  # bool: states what the question's speaker said (all False for other questions)

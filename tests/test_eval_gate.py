@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from citeqa.eval.gold import check_gold, load_gold
+from citeqa.eval.gold import GoldQuestion, check_gold, load_gold
 from citeqa.eval.runner import evaluate_gold
 from citeqa.index.engine import Engine
 
@@ -22,6 +22,20 @@ def test_the_gold_set_is_well_formed(seed_engine: Engine) -> None:
     assert check_gold(questions, {d.id: seed_engine.document(d.id) for d in seed_engine.documents()}) == []
     assert sum(q.answerable for q in questions) >= 40
     assert sum(not q.answerable for q in questions) >= 8
+
+
+def test_every_part_of_a_several_part_answer_is_checked_and_counted(seed_engine: Engine) -> None:
+    documents = {d.id: seed_engine.document(d.id) for d in seed_engine.documents()}
+    [doc_id] = documents
+    allegation = "Shoygu alleged that the West’s intentions are obscured"
+    misspelt = GoldQuestion("x1", "What did Shoygu allege?", "several-part", doc_id, allegation, ("a hallmark of peace",))
+    assert check_gold([misspelt], documents) == [f"x1: 'a hallmark of peace' not found verbatim in {doc_id}"]
+    # The same question, with a second part the answer quotes and with one no answer to it would (the headline).
+    quoted = GoldQuestion("x2", "What did Shoygu allege?", "several-part", doc_id, allegation, ("unmistakable hallmark",))
+    headline = GoldQuestion("x3", "What did Shoygu allege?", "several-part", doc_id, allegation, ("Emphasizes Opposition",))
+    report = evaluate_gold(seed_engine, [quoted, headline])
+    assert [row["complete"] for row in report["per_question"]] == [True, False]
+    assert report["several_part_questions"] == 2 and report["complete_answers"] == 0.5
 
 
 def test_gold_set_figures_stay_above_the_committed_baseline(report: dict) -> None:

@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -65,15 +67,38 @@ def test_ask_abstains_when_the_documents_do_not_answer(seed_engine: Engine) -> N
     assert "100,000" in answered.composed.text and "[1]" in answered.composed.text
 
 
-def test_an_answer_with_two_parts_quotes_both_once_with_the_best_first(seed_engine: Engine) -> None:
+def test_an_answer_with_several_parts_quotes_each_once_with_the_best_first(seed_engine: Engine) -> None:
     answer = seed_engine.ask("What did the SVR claim?")
     quotes = [passage.quote for passage in answer.cited]
-    assert len(quotes) == 2 and all("SVR" in quote.text for quote in quotes)
-    assert "100,000 personnel" in quotes[0].text and "cover for the occupation" in quotes[1].text
-    assert answer.composed.text == f"{quotes[0].text} [1] {quotes[1].text} [2]"
+    assert len(quotes) == 3 and all("SVR" in quote.text for quote in quotes)
+    assert "100,000 personnel" in quotes[0].text
+    assert "combat readiness" in quotes[1].text and "cover for the occupation" in quotes[2].text  # document order
+    assert answer.composed.text == " ".join(f"{quote.text} [{n}]" for n, quote in enumerate(quotes, start=1))
     text = answer.cited[0].document.text
     assert all(text[q.start : q.end] == q.text for q in quotes)
-    assert quotes[0].end <= quotes[1].start or quotes[1].end <= quotes[0].start  # distinct words
+    in_order = sorted(quotes, key=lambda q: q.start)
+    assert all(a.end <= b.start for a, b in pairwise(in_order))  # distinct words
+
+
+def test_what_someone_alleged_is_answered_with_each_of_their_statements(seed_engine: Engine) -> None:
+    """The design card's question: both allegations of Shoygu's (in two passages) and the accusation that leans on
+    the second ("He accused …"), each quoted once, the selector's choice first."""
+    answer = seed_engine.ask("What did Shoygu allege?")
+    quotes = [passage.quote.text for passage in answer.cited]
+    assert quotes[0].startswith("In a statement at the end of April, Shoygu alleged")
+    assert any("unmistakable hallmark of a planned occupation of western Ukraine" in quote for quote in quotes[1:])
+    assert any(quote.startswith("He accused Ukrainian authorities") for quote in quotes[1:])
+    assert len(quotes) == len(set(quotes)) == 3
+    assert {passage.document.id for passage in answer.cited} == {SEED_ID}
+    text = answer.cited[0].document.text
+    assert all(text[p.quote.start : p.quote.end] == p.quote.text for p in answer.cited)
+
+
+def test_a_statement_question_does_not_pad_with_sentences_that_only_name_the_speaker(seed_engine: Engine) -> None:
+    # "The failure of Starmer's proposal…" names him but states nothing he said.
+    answer = seed_engine.ask("What did Starmer announce?")
+    assert [passage.quote.text for passage in answer.cited] == [answer.passages[0].quote.text]
+    assert "announced plans to send peacekeepers" in answer.composed.text
 
 
 def test_an_answer_does_not_pad_with_sentences_that_only_share_a_name(seed_engine: Engine) -> None:
