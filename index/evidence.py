@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,7 +10,7 @@ import numpy as np
 from citeqa.index.attribution import question_speaker
 from citeqa.index.documents import Document
 from citeqa.index.lexical import LexicalTokenizer
-from citeqa.index.quote_selector import CandidateUnits, QuestionInput, QuoteSelector
+from citeqa.index.quote_selector import CandidateUnits, QuestionInput, QuoteSelector, term_stats, weighted_share
 from citeqa.index.search import Hit
 from citeqa.index.segment import expand_ranges
 from citeqa.index.snapshot import Snapshot
@@ -42,13 +43,10 @@ class Passage:
     quote: Quote
 
 
-def term_overlap(query_weights: dict[str, float], sentence_terms: list[str]) -> float:
+def term_overlap(query_weights: Mapping[str, float], sentence_terms: Sequence[str]) -> float:
     """IDF-weighted share of the question's content terms (stemmed) that the sentence contains:
     sharing a rare name ("Peskov") counts for more than sharing a common word ("western")."""
-    total = sum(query_weights.values())
-    if total <= 0:
-        return 0.0
-    return sum(query_weights[t] for t in set(sentence_terms) if t in query_weights) / total
+    return weighted_share(query_weights, term_stats(tuple(sentence_terms)).distinct)
 
 
 def close_to_best(
@@ -128,7 +126,7 @@ class EvidenceFinder:
             known = previous >= 0
             previous_vectors = np.zeros_like(vectors)
             previous_vectors[known] = snapshot.unit_vectors(previous[known])
-            previous_terms: list[list[str]] = [[] for _ in range(len(units))]
+            previous_terms: list[tuple[str, ...]] = [() for _ in range(len(units))]
             for i, unit_terms in zip(
                 np.flatnonzero(known).tolist(), snapshot.unit_terms(previous[known], self.tokenizer.tokenize), strict=True
             ):

@@ -21,7 +21,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from importlib import resources
@@ -193,28 +193,57 @@ def text_facts(text: str) -> TextFacts:
     )
 
 
-def _overlap(weights: Mapping[str, float], terms: set[str]) -> float:
-    """IDF-weighted share of the question's terms found in `terms` (as index/evidence.term_overlap)."""
+@dataclass(frozen=True)
+class TermStats:
+    """What the lexical features read off a unit's stemmed terms, whatever the question: computed once per unit."""
+
+    distinct: frozenset[str]
+    counts: Mapping[str, int]
+    pairs: frozenset[tuple[str, str]]  # adjacent terms, in order
+    length: int
+
+
+@lru_cache(maxsize=65536)
+def term_stats(terms: tuple[str, ...]) -> TermStats:
+    """A query looks up its few terms in each candidate's stats instead of walking each candidate's terms; the units
+    recent queries scored are mostly the ones the next scores, so the stats are kept (bounded cache)."""
+    return TermStats(frozenset(terms), Counter(terms), frozenset(pairwise(terms)), len(terms))
+
+
+def weighted_share(weights: Mapping[str, float], present: Container[str]) -> float:
+    """IDF-weighted share of the question's terms (`weights`: term -> IDF) that are `present`: sharing a rare name
+    ("Peskov") counts for more than sharing a common word ("western")."""
     total = sum(weights.values())
-    return sum(w for t, w in weights.items() if t in terms) / total if total > 0 else 0.0
+    return sum(w for t, w in weights.items() if t in present) / total if total > 0 else 0.0
 
 
-def _bm25(weights: Mapping[str, float], terms: Sequence[str]) -> float:
+def _bm25(weights: Mapping[str, float], stats: TermStats) -> float:
     """BM25 of one unit over its ceiling, so 1.0 means every question term present and saturated."""
     total = sum(weights.values())
-    if total <= 0 or not terms:
+    if total <= 0 or not stats.length:
         return 0.0
-    counts = Counter(t for t in terms if t in weights)  # only the question's terms are looked up
-    norm = BM25_K1 * (1.0 - BM25_B + BM25_B * len(terms) / MEAN_UNIT_TERMS)
-    score = sum(weights[t] * count * (BM25_K1 + 1.0) / (count + norm) for t, count in counts.items())
+    norm = BM25_K1 * (1.0 - BM25_B + BM25_B * stats.length / MEAN_UNIT_TERMS)
+    score = sum(w * count * (BM25_K1 + 1.0) / (count + norm) for t, w in weights.items() if (count := stats.counts.get(t, 0)))
     return score / (total * (BM25_K1 + 1.0))
 
 
-def _bigram_share(wanted: set[tuple[str, str]], terms: Sequence[str]) -> float:
+def _bigram_share(wanted: set[tuple[str, str]], stats: TermStats) -> float:
     """Share of the question's adjacent term pairs (`wanted`) that the unit repeats in order."""
     if not wanted:
         return 0.0
-    return len(wanted & set(pairwise(terms))) / len(wanted)
+    return len(wanted & stats.pairs) / len(wanted)
+
+
+class _Either:
+    """Membership in either of two sets, without building their union."""
+
+    __slots__ = ("first", "second")
+
+    def __init__(self, first: Container[str], second: Container[str]) -> None:
+        self.first, self.second = first, second
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.first or item in self.second
 
 
 def _group_starts(sizes: Sequence[int], n: int) -> np.ndarray:
@@ -259,16 +288,16 @@ def quote_features(question: QuestionInput, candidates: CandidateUnits) -> np.nd
         zip(candidates.texts, candidates.terms, candidates.previous_terms, strict=True)
     ):
         facts = text_facts(text)
-        unit_terms = set(terms)
+        stats, before = term_stats(tuple(terms)), term_stats(tuple(previous_terms)).distinct
         new_number = bool(facts.numbers - question_numbers) or bool(facts.number_words - question_words)
         features[i] = (
             cosine[i],
             cosine_in_context[i],
             max(0.0, cosine_in_context[i] - cosine[i]) if facts.leans_back and not first[i] else 0.0,
-            _overlap(weights, unit_terms),
-            _overlap(weights, unit_terms | set(previous_terms)),
-            _bm25(weights, terms),
-            _bigram_share(question_bigrams, terms),
+            weighted_share(weights, stats.distinct),
+            weighted_share(weights, _Either(stats.distinct, before)),
+            _bm25(weights, stats),
+            _bigram_share(question_bigrams, stats),
             float(asks_person and bool(facts.names - question_words)),
             float(asks_date and facts.has_date),
             float(asks_number and new_number),

@@ -378,7 +378,7 @@ class SegmentReader:
         self._db_lock = threading.Lock()
         self.document_count: int = meta["documents"]
         self._documents: OrderedDict[int, Document] = OrderedDict()
-        self.terms_cache: dict[int, list[str]] = {}  # unit row -> stemmed terms (quotes tokenise each unit once)
+        self.terms_cache: dict[int, tuple[str, ...]] = {}  # unit row -> stemmed terms (quotes tokenise each unit once)
 
     @property
     def chunk_count(self) -> int:

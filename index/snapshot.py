@@ -124,9 +124,10 @@ class Snapshot:
             out[positions[same]] = local[same] - 1 + self.unit_offsets[s]
         return out
 
-    def unit_terms(self, unit_rows: np.ndarray, tokenize: Callable[[list[str]], list[list[str]]]) -> list[list[str]]:
-        """The stemmed terms of each unit, tokenised once per segment and kept (segments never change)."""
-        out: list[list[str]] = [[] for _ in range(len(unit_rows))]
+    def unit_terms(self, unit_rows: np.ndarray, tokenize: Callable[[list[str]], list[list[str]]]) -> list[tuple[str, ...]]:
+        """The stemmed terms of each unit, tokenised once per segment and kept (segments never change); tuples, so
+        per-unit statistics can be cached on them (quote_selector.term_stats)."""
+        out: list[tuple[str, ...]] = [() for _ in range(len(unit_rows))]
         for s, positions, local in self._split(unit_rows, self.unit_offsets):
             reader = self.segments[s].reader
             for position, row in zip(positions.tolist(), local.tolist(), strict=True):
@@ -134,7 +135,7 @@ class Snapshot:
                 if terms is None:
                     document, start, end = (int(x) for x in reader.units[row, :3])
                     text = reader.document(document).text
-                    terms = reader.terms_cache[row] = tokenize([text[start:end]])[0]
+                    terms = reader.terms_cache[row] = tuple(tokenize([text[start:end]])[0])
                 out[position] = terms
         return out
 
