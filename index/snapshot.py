@@ -126,17 +126,22 @@ class Snapshot:
 
     def unit_terms(self, unit_rows: np.ndarray, tokenize: Callable[[list[str]], list[list[str]]]) -> list[tuple[str, ...]]:
         """The stemmed terms of each unit, tokenised once per segment and kept (segments never change); tuples, so
-        per-unit statistics can be cached on them (quote_selector.term_stats)."""
+        per-unit statistics can be cached on them (quote_selector.term_stats). Units not seen before are tokenised
+        in one call per segment: a query's first look at a few dozen units costs one call, not one each."""
         out: list[tuple[str, ...]] = [() for _ in range(len(unit_rows))]
         for s, positions, local in self._split(unit_rows, self.unit_offsets):
             reader = self.segments[s].reader
-            for position, row in zip(positions.tolist(), local.tolist(), strict=True):
-                terms = reader.terms_cache.get(row)
-                if terms is None:
+            cache = reader.terms_cache
+            missing = sorted({row for row in local.tolist() if row not in cache})
+            if missing:
+                texts = []
+                for row in missing:
                     document, start, end = (int(x) for x in reader.units[row, :3])
-                    text = reader.document(document).text
-                    terms = reader.terms_cache[row] = tuple(tokenize([text[start:end]])[0])
-                out[position] = terms
+                    texts.append(reader.document(document).text[start:end])
+                for row, terms in zip(missing, tokenize(texts), strict=True):
+                    cache[row] = tuple(terms)
+            for position, row in zip(positions.tolist(), local.tolist(), strict=True):
+                out[position] = cache[row]
         return out
 
     def _dimension(self) -> int:
