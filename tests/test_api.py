@@ -68,6 +68,14 @@ def test_ask_returns_a_cited_extractive_answer(client: TestClient) -> None:
     assert first["marker"] == 1
     assert first["quote"] in body["answer"]
     assert body["passages"][0]["citation"]["quote"] == first["quote"]
+    # Both of Shoygu's allegations and the accusation that follows, each cited once at its exact offsets.
+    text = document_text(client, SEED_ID)
+    quotes = [c["quote"] for c in body["citations"]]
+    assert [c["marker"] for c in body["citations"]] == [1, 2, 3] and len(set(quotes)) == 3
+    assert any("unmistakable hallmark of a planned occupation" in q for q in quotes)
+    assert all(text[c["quote_start"] : c["quote_end"]] == c["quote"] for c in body["citations"])
+    assert all(f"{c['quote']} [{c['marker']}]" in body["answer"] for c in body["citations"])
+    assert [claim["citations"] for claim in body["claims"]] == [[1], [2], [3]]
 
 
 def test_ask_says_not_found_when_nothing_is_relevant(client: TestClient) -> None:
