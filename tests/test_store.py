@@ -92,6 +92,29 @@ def test_bm25_does_not_depend_on_how_documents_are_split_into_segments(tmp_path:
         assert a == b
 
 
+def test_unit_terms_across_segments_are_each_units_own_tokens_and_kept(tmp_path: Path, embedder: Embedder) -> None:
+    """Units are tokenised in one call per segment the first time a query sees them; each keeps its own terms."""
+    texts = {f"d{i}.txt": f"Salmon swim up river {i}. Trout stay in lakes {i}. Pike hunt at dawn." for i in range(3)}
+    engine = Engine.create(tmp_path / "many", EngineSettings(), embedder)
+    preparer = Preparer(embedder, IndexSettings())
+    for doc_id, text in texts.items():
+        engine.collection.write(preparer.prepare([make_document(doc_id, text, source=f"t/{doc_id}")]), [])
+    snapshot = engine.collection.snapshot()
+    assert len(snapshot.segments) == 3
+    tokenize = engine.tokenizer.tokenize
+    expected = []  # each unit's text tokenised alone, in global row order
+    for segment in snapshot.segments:
+        for document, start, end in segment.reader.units[:, :3].tolist():
+            expected.append(tuple(tokenize([segment.reader.document(document).text[start:end]])[0]))
+    assert len(expected) >= 9 and any("river" in terms for terms in expected)
+    shuffled = np.arange(len(expected))[::-1].copy()  # out of order, across every segment
+    terms = snapshot.unit_terms(shuffled[: len(expected) // 2], tokenize)  # half of them first
+    terms = snapshot.unit_terms(shuffled, tokenize)  # then all: some kept, some new
+    assert terms == [expected[row] for row in shuffled.tolist()]
+    again = snapshot.unit_terms(shuffled, tokenize)
+    assert all(a is b for a, b in zip(terms, again, strict=True))  # kept, not tokenised again
+
+
 def test_pruned_bm25_candidates_hold_the_exact_best_chunks_with_exact_scores(
     tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
