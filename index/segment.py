@@ -349,6 +349,39 @@ def _write_documents(path: Path, documents: list[Document]) -> None:
     db.close()
 
 
+# Text of recently read documents kept per segment reader. A query quotes from about 20 chunks, and under load
+# concurrent queries touch many documents; counting characters rather than documents bounds memory whatever the
+# documents' sizes (a squad-dev-a or SciFact collection fits whole; a few long PDFs do not).
+DOCUMENT_CACHE_CHARACTERS = 8_000_000
+
+
+class _DocumentCache:
+    """Least-recently-used documents by local number, bounded by their total text length; safe across threads."""
+
+    def __init__(self, characters: int) -> None:
+        self.characters = characters
+        self._held = 0
+        self._documents: OrderedDict[int, Document] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, local: int) -> Document | None:
+        with self._lock:
+            document = self._documents.get(local)
+            if document is not None:
+                self._documents.move_to_end(local)
+            return document
+
+    def put(self, local: int, document: Document) -> None:
+        with self._lock:
+            if local in self._documents:
+                return
+            self._documents[local] = document
+            self._held += len(document.text)
+            while self._held > self.characters and len(self._documents) > 1:
+                _, dropped = self._documents.popitem(last=False)
+                self._held -= len(dropped.text)
+
+
 class SegmentReader:
     """A segment opened for reading: arrays memory-mapped, documents fetched from SQLite when asked for."""
 
@@ -377,7 +410,7 @@ class SegmentReader:
         self._db = sqlite3.connect(f"file:{folder / 'docs.sqlite'}?mode=ro&immutable=1", uri=True, check_same_thread=False)
         self._db_lock = threading.Lock()
         self.document_count: int = meta["documents"]
-        self._documents: OrderedDict[int, Document] = OrderedDict()
+        self._documents = _DocumentCache(DOCUMENT_CACHE_CHARACTERS)
         self.terms_cache: dict[int, tuple[str, ...]] = {}  # unit row -> stemmed terms (quotes tokenise each unit once)
 
     @property
@@ -417,14 +450,11 @@ class SegmentReader:
     def document(self, local: int) -> Document:
         cached = self._documents.get(local)
         if cached is not None:
-            self._documents.move_to_end(local)
             return cached
         with self._db_lock:
             row = self._db.execute("SELECT id, title, source, text, sha256, meta FROM docs WHERE local = ?", (local,)).fetchone()
         document = Document(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]) if row[5] else {})
-        self._documents[local] = document
-        if len(self._documents) > 256:
-            self._documents.popitem(last=False)
+        self._documents.put(local, document)
         return document
 
     def original_hashes(self) -> dict[int, str]:

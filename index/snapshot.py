@@ -68,19 +68,24 @@ class Snapshot:
         which = np.searchsorted(offsets, rows, side="right") - 1
         return [(int(s), np.flatnonzero(which == s), rows[which == s] - offsets[s]) for s in np.unique(which)]
 
-    def chunk(self, row: int) -> Chunk:
+    def _reader_of(self, row: int) -> tuple[SegmentReader, int]:
+        """The segment reader holding a global chunk row, and the row's number in it."""
+        if len(self.segments) == 1:  # the common case after a merge
+            return self.segments[0].reader, int(row)
         s = int(np.searchsorted(self.offsets, row, side="right") - 1)
-        return self.segments[s].reader.chunk(int(row - self.offsets[s]))
+        return self.segments[s].reader, int(row - self.offsets[s])
+
+    def chunk(self, row: int) -> Chunk:
+        reader, local = self._reader_of(row)
+        return reader.chunk(local)
 
     def doc_id(self, row: int) -> str:
-        s = int(np.searchsorted(self.offsets, row, side="right") - 1)
-        reader = self.segments[s].reader
-        return reader.doc_id(int(reader.chunks[row - self.offsets[s], 0]))
+        reader, local = self._reader_of(row)
+        return reader.doc_id(int(reader.chunks[local, 0]))
 
     def document_of(self, row: int) -> Document:
-        s = int(np.searchsorted(self.offsets, row, side="right") - 1)
-        reader = self.segments[s].reader
-        return reader.document(int(reader.chunks[row - self.offsets[s], 0]))
+        reader, local = self._reader_of(row)
+        return reader.document(int(reader.chunks[local, 0]))
 
     def chunk_vectors(self, rows: np.ndarray) -> np.ndarray:
         return self._gather(rows, self.offsets, "chunk_vectors")

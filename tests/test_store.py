@@ -383,3 +383,43 @@ def test_derived_chunk_vectors_are_their_sentences_weighted_mean_and_are_recorde
         engine.close()
     with pytest.raises(ValueError, match="chunk_vectors"):
         IndexSettings(chunk_vectors="averaged")
+
+
+def test_the_document_cache_keeps_the_most_recent_documents_within_its_character_budget() -> None:
+    from citeqa.index.segment import _DocumentCache
+
+    cache = _DocumentCache(characters=25)
+    documents = {n: make_document(f"d{n}", "x" * 10, source=f"t/{n}") for n in range(4)}
+    for n in (0, 1):
+        cache.put(n, documents[n])
+    assert cache.get(0) is documents[0]  # 0 is now the most recent
+    cache.put(2, documents[2])  # 30 characters: the least recent (1) goes
+    assert cache.get(1) is None and cache.get(0) is documents[0] and cache.get(2) is documents[2]
+    cache.put(3, make_document("big", "y" * 100, source="t/big"))  # larger than the budget alone: kept, the rest go
+    assert cache.get(3) is not None and cache.get(0) is None and cache.get(2) is None
+
+
+def test_the_document_cache_survives_many_threads_reading_and_evicting() -> None:
+    from citeqa.index.segment import _DocumentCache
+
+    cache = _DocumentCache(characters=50)
+    documents = [make_document(f"d{n}", "z" * 10, source=f"t/{n}") for n in range(40)]
+    failures: list[BaseException] = []
+
+    def churn(offset: int) -> None:
+        try:
+            for step in range(3000):
+                n = (step * 7 + offset) % len(documents)
+                if cache.get(n) is None:
+                    cache.put(n, documents[n])
+        except BaseException as exc:  # any error in a thread is the failure under test
+            failures.append(exc)
+
+    threads = [threading.Thread(target=churn, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    held = [n for n in range(len(documents)) if cache.get(n) is not None]
+    assert 1 <= len(held) <= 5  # never more than its 50 characters
