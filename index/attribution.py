@@ -16,15 +16,15 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-# Verbs and nouns of saying, matched on whole lower-cased words of any inflection.
-_REPORTING_STEMS = (
+# Verbs and nouns of saying: a regular-expression alternation of their word forms, matched on whole words.
+_SAYING = (
     r"alleg\w*|claim\w*|say|says|saying|said|argu\w*|accus\w*|suggest\w*|warn\w*|assert\w*|announc\w*|insist\w*"
     r"|contend\w*|describ\w*|report\w*|den(?:y|ies|ied|ying)|declar\w*|stress\w*|emphasi[sz]\w*|acknowledg\w*"
     r"|admit\w*|predict\w*|urg(?:e|es|ed|ing)|threaten\w*|dismiss\w*|reject\w*|respond\w*|repl(?:y|ies|ied|ying)"
     r"|told|tell|tells|telling|stated|stating|statements?|call(?:s|ed|ing)?|noted|believ\w*"
 )
-_REPORTING = re.compile(rf"\b(?:{_REPORTING_STEMS})\b|\baccording to\b")
-_REPORTING_WORD = re.compile(rf"\b(?:{_REPORTING_STEMS})\b", re.IGNORECASE)
+_REPORTING = re.compile(rf"\b(?:{_SAYING})\b|\baccording to\b")
+_REPORTING_WORD = re.compile(rf"\b(?:{_SAYING})\b", re.IGNORECASE)
 _WHAT_DID = re.compile(r"^\s*what\s+(?:did|does|do|has|have|had)\s+", re.IGNORECASE)
 # Pronouns that carry a speaker from one sentence to the next ("He accused …"); "this" or "it" usually point at a
 # claim or a thing, not at who made it.

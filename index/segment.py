@@ -355,6 +355,12 @@ def _write_documents(path: Path, documents: list[Document]) -> None:
 DOCUMENT_CACHE_CHARACTERS = 8_000_000
 
 
+# Units whose terms a reader keeps. About 1 KB each; a server answering many different questions over a large
+# segment would otherwise come to hold every unit's terms (gigabytes at a million chunks). A squad-dev-a or SciFact
+# collection fits whole.
+UNIT_TERMS_CACHED = 200_000
+
+
 class _DocumentCache:
     """Least-recently-used documents by local number, bounded by their total text length; safe across threads."""
 
@@ -411,7 +417,10 @@ class SegmentReader:
         self._db_lock = threading.Lock()
         self.document_count: int = meta["documents"]
         self._documents = _DocumentCache(DOCUMENT_CACHE_CHARACTERS)
-        self.terms_cache: dict[int, tuple[str, ...]] = {}  # unit row -> stemmed terms (quotes tokenise each unit once)
+        # unit row -> stemmed terms: quotes tokenise each unit once, not once per query (see unit_terms)
+        self._unit_terms: dict[int, tuple[str, ...]] = {}
+        self._unit_terms_lock = threading.Lock()
+        self.unit_terms_limit = UNIT_TERMS_CACHED
 
     @property
     def chunk_count(self) -> int:
@@ -456,6 +465,30 @@ class SegmentReader:
         document = Document(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]) if row[5] else {})
         self._documents.put(local, document)
         return document
+
+    def unit_terms(self, rows: list[int], tokenize: Callable[[list[str]], list[list[str]]]) -> list[tuple[str, ...]]:
+        """The stemmed terms of each unit row (tuples, so per-unit statistics can be cached on them). Units not seen
+        before are tokenised in one call: a query's first look at a few dozen units costs one call, not one each.
+        When the kept terms would pass `unit_terms_limit`, they are dropped and the asked ones tokenised afresh."""
+        with self._unit_terms_lock:
+            kept = self._unit_terms
+            wanted = set(rows)
+            missing = sorted(row for row in wanted if row not in kept)
+            if missing and len(kept) + len(missing) > self.unit_terms_limit:
+                kept.clear()
+                missing = sorted(wanted)
+            if missing:
+                texts = []
+                for row in missing:
+                    document, start, end = (int(x) for x in self.units[row, :3])
+                    texts.append(self.document(document).text[start:end])
+                for row, terms in zip(missing, tokenize(texts), strict=True):
+                    kept[row] = tuple(terms)
+            return [kept[row] for row in rows]
+
+    @property
+    def unit_terms_kept(self) -> int:
+        return len(self._unit_terms)
 
     def original_hashes(self) -> dict[int, str]:
         """local number -> sha256 of the document's original file, for documents parsed from files."""

@@ -130,23 +130,14 @@ class Snapshot:
         return out
 
     def unit_terms(self, unit_rows: np.ndarray, tokenize: Callable[[list[str]], list[list[str]]]) -> list[tuple[str, ...]]:
-        """The stemmed terms of each unit, tokenised once per segment and kept (segments never change); tuples, so
-        per-unit statistics can be cached on them (quote_selector.term_stats). Units not seen before are tokenised
-        in one call per segment: a query's first look at a few dozen units costs one call, not one each."""
+        """The stemmed terms of each unit, tokenised once per segment and kept (segments never change; see
+        SegmentReader.unit_terms)."""
         out: list[tuple[str, ...]] = [() for _ in range(len(unit_rows))]
         for s, positions, local in self._split(unit_rows, self.unit_offsets):
-            reader = self.segments[s].reader
-            cache = reader.terms_cache
-            missing = sorted({row for row in local.tolist() if row not in cache})
-            if missing:
-                texts = []
-                for row in missing:
-                    document, start, end = (int(x) for x in reader.units[row, :3])
-                    texts.append(reader.document(document).text[start:end])
-                for row, terms in zip(missing, tokenize(texts), strict=True):
-                    cache[row] = tuple(terms)
-            for position, row in zip(positions.tolist(), local.tolist(), strict=True):
-                out[position] = cache[row]
+            for position, terms in zip(
+                positions.tolist(), self.segments[s].reader.unit_terms(local.tolist(), tokenize), strict=True
+            ):
+                out[position] = terms
         return out
 
     def _dimension(self) -> int:

@@ -115,6 +115,22 @@ def test_unit_terms_across_segments_are_each_units_own_tokens_and_kept(tmp_path:
     assert all(a is b for a, b in zip(terms, again, strict=True))  # kept, not tokenised again
 
 
+def test_a_reader_keeps_unit_terms_within_its_limit_and_still_answers_right(tmp_path: Path, embedder: Embedder) -> None:
+    text = " ".join(f"Sentence {n} is about topic{n} and river{n}." for n in range(12))
+    engine = Engine.create(tmp_path / "one", EngineSettings(), embedder)
+    engine.collection.write(Preparer(embedder, IndexSettings()).prepare([make_document("d.txt", text, source="t/d")]), [])
+    reader = engine.collection.snapshot().segments[0].reader
+    tokenize = engine.tokenizer.tokenize
+    expected = [tuple(tokenize([reader.document(d).text[a:b]])[0]) for d, a, b in reader.units[:, :3].tolist()]
+    assert len(expected) >= 10
+    reader.unit_terms_limit = 5
+    assert reader.unit_terms([0, 1, 2, 3], tokenize) == expected[:4] and reader.unit_terms_kept == 4
+    assert reader.unit_terms([4, 5, 6, 7], tokenize) == expected[4:8]  # 8 would pass the limit: the first 4 go
+    assert reader.unit_terms_kept == 4
+    assert reader.unit_terms([3, 5, 9], tokenize) == [expected[3], expected[5], expected[9]]
+    assert reader.unit_terms_kept <= 5
+
+
 def test_pruned_bm25_candidates_hold_the_exact_best_chunks_with_exact_scores(
     tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
