@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     chunk_vectors: Literal["encoded", "derived"] = Field(
         IndexSettings.chunk_vectors, description="encoded (each chunk embedded) or derived (from its sentences' vectors)"
     )
+    unit_vectors: Literal["encoded", "pooled"] = Field(
+        IndexSettings.unit_vectors, description="encoded (each sentence embedded) or pooled (from its chunk's pass)"
+    )
     bm25_method: str = LexicalSettings.method
     bm25_k1: float = Field(LexicalSettings.k1, gt=0)
     bm25_b: float = Field(LexicalSettings.b, ge=0, le=1)
@@ -148,6 +151,7 @@ class Settings(BaseSettings):
             lexical=LexicalSettings(self.bm25_method, self.bm25_k1, self.bm25_b, self.stemmer, self.stopwords),
             title_in_passages=self.title_in_passages,
             chunk_vectors=self.chunk_vectors,
+            unit_vectors=self.unit_vectors,
         )
         retrieval = RetrievalSettings(
             self.search_mode,

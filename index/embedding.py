@@ -150,6 +150,18 @@ class Embedder:
             observer(len(texts), elapsed)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def embed_spans(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Texts' vectors and their character spans' vectors from one forward pass (OnnxEncoder.encode_spans: NaN
+        rows for spans the pass does not cover). Only the ONNX encoders expose token vectors."""
+        if self.encoder == "torch":
+            raise ValueError("pooled sentence vectors need an ONNX encoder (CITEQA_ENCODER=onnx or onnx-int8), not torch")
+        started = time.perf_counter()
+        vectors, span_vectors = self._onnx.encode_spans(texts, spans, batch_size=self.batch_size)
+        elapsed = time.perf_counter() - started
+        for observer in EMBED_OBSERVERS:
+            observer(len(texts), elapsed)
+        return vectors, span_vectors
+
     def embed_query(self, text: str) -> np.ndarray:
         """One text's vector, from a small LRU cache when the same text was asked recently (a copy: callers may
         change it)."""

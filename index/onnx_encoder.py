@@ -265,8 +265,32 @@ class OnnxEncoder:
     def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
         """Vectors in the order of `texts`; batches are formed from texts of similar length (less padding)."""
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for rows, _, hidden, mask in self._batches(texts, batch_size, show_progress):
+            vectors[rows] = mean_pool(hidden, mask, self.layout.normalize)
+        return vectors
+
+    def encode_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], batch_size: int = 64
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each text's vector and, from the same forward pass, a vector for each of its character spans `spans[i]`.
+
+        A span's vector is the mean of the token vectors whose first character lies inside the span (the text's own
+        context shapes them), normalised like a text's. A span the encoded text does not cover to its end (the text
+        was truncated) or that holds no token gets a row of NaN: the caller encodes it on its own.
+        """
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        span_vectors = [np.full((len(s), self.dimension), np.nan, dtype=np.float32) for s in spans]
+        for rows, encodings, hidden, mask in self._batches(texts, batch_size, False):
+            vectors[rows] = mean_pool(hidden, mask, self.layout.normalize)
+            for row, index, encoding in zip(range(len(rows)), rows.tolist(), encodings, strict=True):
+                if len(spans[index]):
+                    span_vectors[index] = pool_spans(hidden[row], encoding, spans[index], self.layout.normalize)
+        return vectors, span_vectors
+
+    def _batches(self, texts: Sequence[str], batch_size: int, show_progress: bool):
+        """(text indices, their encodings, last hidden states, attention mask) per batch of texts of similar length."""
         if not texts:
-            return vectors
+            return
         encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=True)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(-lengths, kind="stable")
@@ -286,8 +310,28 @@ class OnnxEncoder:
                 mask[row, : len(encoding.ids)] = 1
             feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             (hidden,) = self.session.run([OUTPUT_NAME], {name: feeds[name] for name in self.input_names})
-            vectors[rows] = mean_pool(hidden, mask, self.layout.normalize)
-        return vectors
+            yield rows, [encodings[i] for i in rows.tolist()], hidden, mask
+
+
+def pool_spans(hidden: np.ndarray, encoding, spans: Sequence[tuple[int, int]], normalize: bool) -> np.ndarray:
+    """Mean of the (non-special) token vectors of one encoded text whose first character falls in each span."""
+    special = np.asarray(encoding.special_tokens_mask[: len(encoding.ids)], dtype=bool)
+    offsets = np.asarray(encoding.offsets[: len(encoding.ids)], dtype=np.int64).reshape(-1, 2)[~special]
+    tokens = hidden[: len(encoding.ids)][~special].astype(np.float64)
+    pooled = np.full((len(spans), hidden.shape[-1]), np.nan, dtype=np.float32)
+    if not len(tokens):
+        return pooled
+    sums = np.vstack([np.zeros((1, tokens.shape[1])), np.cumsum(tokens, axis=0)])
+    bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+    first = np.searchsorted(offsets[:, 0], bounds[:, 0], side="left")
+    last = np.searchsorted(offsets[:, 0], bounds[:, 1], side="left")
+    covered = (last > first) & (bounds[:, 1] <= offsets[-1, 1])
+    counts = (last - first)[covered, None]
+    means = (sums[last[covered]] - sums[first[covered]]) / counts
+    if normalize:
+        means = means / np.clip(np.linalg.norm(means, axis=1, keepdims=True), 1e-12, None)
+    pooled[covered] = means
+    return pooled
 
 
 def main(argv: list[str] | None = None) -> int:

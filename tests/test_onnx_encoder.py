@@ -175,3 +175,35 @@ def test_query_vectors_come_from_a_small_lru_cache(onnx_int8: Embedder) -> None:
         assert len(calls) == 5
     finally:
         embedding.EMBED_OBSERVERS.pop()
+
+
+def test_span_vectors_are_the_mean_of_their_tokens_in_the_texts_own_pass(onnx_fp32: Embedder, torch_embedder: Embedder) -> None:
+    encoder = onnx_fp32._onnx
+    first, second = SENTENCES[1], SENTENCES[3]
+    text = f"{first} {second}"
+    texts = [text, SENTENCES[4], SENTENCES[0]]  # batched with a truncated text and a short one
+    spans = [[(0, len(first)), (len(first) + 1, len(text))], [(0, 40), (len(SENTENCES[4]) - 30, len(SENTENCES[4]))], []]
+    vectors, span_vectors = onnx_fp32.embed_spans(texts, spans)
+    np.testing.assert_allclose(vectors, onnx_fp32.embed(texts), atol=1e-5)  # the texts' own vectors are unchanged
+
+    # The definition, computed here from one unpadded forward pass of the text alone.
+    encoding = encoder.tokenizer.encode(text)
+    ids = np.array([encoding.ids], dtype=np.int64)
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    (hidden,) = encoder.session.run(["last_hidden_state"], {i.name: feeds[i.name] for i in encoder.session.get_inputs()})
+    for (start, end), pooled in zip(spans[0], span_vectors[0], strict=True):
+        inside = [k for k, (a, _) in enumerate(encoding.offsets) if not encoding.special_tokens_mask[k] and start <= a < end]
+        expected = hidden[0, inside].mean(axis=0)
+        np.testing.assert_allclose(pooled, expected / np.linalg.norm(expected), atol=1e-5)
+    # In context each sentence still reads as itself: nearest to its own standalone vector.
+    alone = torch_embedder.embed([first, second])
+    assert list(np.argmax(span_vectors[0] @ alone.T, axis=1)) == [0, 1]
+
+    # The truncated text covers its opening span, not its closing one: that one is NaN, for the caller to encode alone.
+    assert np.isfinite(span_vectors[1][0]).all() and np.isnan(span_vectors[1][1]).all()
+    assert span_vectors[2].shape == (0, 384)
+
+
+def test_pooled_span_vectors_need_an_onnx_encoder(torch_embedder: Embedder) -> None:
+    with pytest.raises(ValueError, match="ONNX encoder"):
+        torch_embedder.embed_spans(["Some text."], [[(0, 4)]])

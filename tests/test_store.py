@@ -8,13 +8,14 @@ import faiss
 import numpy as np
 import pytest
 
-from citeqa.index.builder import IndexSettings, Preparer, passage_text, sync_collection
+from citeqa.index.builder import POOLED_CONTEXT_SHARE, IndexSettings, Preparer, best_holder, passage_text, sync_collection
 from citeqa.index.chunking import ChunkerSettings
 from citeqa.index.collection import MANIFEST_FILE, SEGMENTS_DIR, Collection, WriterBusyError
 from citeqa.index.documents import load_corpus, make_document
 from citeqa.index.embedding import Embedder
 from citeqa.index.engine import Engine, EngineSettings
 from citeqa.index.manifest import FORMAT_VERSION, IndexMismatchError, Manifest
+from citeqa.index.spans import Span
 from tests.conftest import SEED_ID
 
 
@@ -439,3 +440,75 @@ def test_the_document_cache_survives_many_threads_reading_and_evicting() -> None
     assert failures == []
     held = [n for n in range(len(documents)) if cache.get(n) is not None]
     assert 1 <= len(held) <= 5  # never more than its 50 characters
+
+
+def test_pooled_sentence_vectors_come_from_the_pass_over_the_chunk_that_holds_them(
+    corpus_dir: Path, tmp_path: Path, embedder: Embedder
+) -> None:
+    pooled = IndexSettings(unit_vectors="pooled")
+    build(corpus_dir, tmp_path / "idx", embedder, pooled)
+    chunker = json.loads((tmp_path / "idx" / MANIFEST_FILE).read_text())["chunker"]
+    assert chunker["unit_vectors"] == "pooled" and chunker["pooled_context_share"] == POOLED_CONTEXT_SHARE
+    with pytest.raises(IndexMismatchError, match="unit_vectors"):  # vectors of another kind are never mixed in
+        Collection.open(tmp_path / "idx", IndexSettings().config_for(embedder))
+
+    engine = Engine.open(tmp_path / "idx", EngineSettings(index=pooled), embedder)
+    try:
+        snapshot = engine.collection.snapshot()
+        document = engine.document(SEED_ID)
+        chunks = engine.chunks(SEED_ID)
+        passages = [passage_text(document, chunk, True) for chunk in chunks]
+        units = np.arange(snapshot.unit_offsets[-1])
+        spans, vectors = snapshot.unit_spans(units), snapshot.unit_vectors(units)
+        # Each sentence's vector is its span in the pass over the chunk holding it with the most room around it.
+        holders = [best_holder(chunks, [c.start for c in chunks], Span(int(s), int(e))) for s, e in spans]
+        assert all(h is not None for h in holders) and len(set(holders)) > 1
+        shifts = [len(p) - len(c.text) - c.start for p, c in zip(passages, chunks, strict=True)]
+        by_chunk = [
+            [(int(s) + shifts[h], int(e) + shifts[h]) for (s, e), hh in zip(spans, holders, strict=True) if hh == h]
+            for h in range(len(chunks))
+        ]
+        chunk_vectors, span_vectors = embedder.embed_spans(passages, by_chunk)
+        np.testing.assert_allclose(snapshot.chunk_vectors(np.arange(len(chunks))), chunk_vectors, atol=1e-5)
+        seen = [0] * len(chunks)
+        for row, holder in enumerate(holders):  # less the chunk's share, renormalised
+            expected = span_vectors[holder][seen[holder]] - POOLED_CONTEXT_SHARE * chunk_vectors[holder]
+            np.testing.assert_allclose(vectors[row], expected / np.linalg.norm(expected), atol=1e-5)
+            seen[holder] += 1
+        top = engine.search("what did Shoygu allege?", 1)[0]
+        assert top.quote.text.startswith("In a statement at the end of April, Shoygu alleged")
+    finally:
+        engine.close()
+    with pytest.raises(ValueError, match="cannot go with"):
+        IndexSettings(chunk_vectors="derived", unit_vectors="pooled")
+
+
+def test_a_sentence_no_chunk_holds_whole_is_encoded_on_its_own(tmp_path: Path, embedder: Embedder) -> None:
+    # Small chunks: the long sentence is wider than any chunk, so it is encoded alone; the others are pooled.
+    settings = IndexSettings(chunker=ChunkerSettings(chunk_size=80, chunk_overlap=0), unit_vectors="pooled")
+    long_sentence = "The delegation arrived in Geneva on Tuesday after a long overnight journey across the Alps."
+    text = f"The talks between both delegations resume today. {long_sentence} Nobody in either capital expects a deal soon."
+    [prepared] = Preparer(embedder, settings).prepare([make_document("d", text, source="t/d")])
+    texts = [text[u.start : u.end] for u in prepared.units]
+    assert len(texts) == 3 and np.isfinite(prepared.unit_vectors).all()
+    alone = embedder.embed(texts)
+    chunks = list(prepared.chunks)
+    for row, unit in enumerate(prepared.units):
+        held = best_holder(chunks, [c.start for c in chunks], unit) is not None
+        assert held == (texts[row] != long_sentence)
+        if held:  # pooled from its chunk's pass: not the vector of the sentence read alone
+            assert float(prepared.unit_vectors[row] @ alone[row]) < 0.999
+        else:
+            np.testing.assert_allclose(prepared.unit_vectors[row], alone[row], atol=1e-5)
+
+
+def test_best_holder_prefers_the_chunk_with_the_most_room_around_the_sentence() -> None:
+    from citeqa.index.chunking import Chunk
+
+    chunks = [Chunk("d", 0, 0, 100, "x" * 100), Chunk("d", 1, 60, 200, "x" * 140), Chunk("d", 2, 150, 260, "x" * 110)]
+    starts = [c.start for c in chunks]
+    assert best_holder(chunks, starts, Span(20, 50)) == 0  # only chunk 0 holds it
+    assert best_holder(chunks, starts, Span(80, 95)) == 1  # 5 characters of room in chunk 0, 20 in chunk 1
+    assert best_holder(chunks, starts, Span(170, 190)) == 2  # 10 in chunk 1, 20 in chunk 2
+    assert best_holder(chunks, starts, Span(90, 160)) == 1
+    assert best_holder(chunks, starts, Span(95, 210)) is None  # no chunk holds it whole
