@@ -42,6 +42,9 @@ def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
     return top[np.argsort(-scores[top], kind="stable")]
 
 
+IDF_CACHED_TERMS = 100_000  # terms whose IDF a snapshot keeps (about 100 bytes each)
+
+
 class Snapshot:
     def __init__(self, generation: int, segments: list[LiveSegment], lexical: LexicalSettings) -> None:
         self.generation = generation
@@ -57,6 +60,9 @@ class Snapshot:
         )
         self.average_length = total_length / self.live_chunks if self.live_chunks else 1.0
         self._norms: dict[int, np.ndarray] = {}
+        # Term → IDF over this snapshot's live chunks. A query asks for its terms' IDF up to four times (BM25, quote
+        # scores, the quote selector, a speaker's name); each answer would walk the term's postings again.
+        self._idf: dict[str, float] = {}
 
     # -- addressing -------------------------------------------------------------------------------
 
@@ -216,6 +222,7 @@ class Snapshot:
                 tfs.append(term_tfs)
                 norms.append(self._length_norms(s)[local])
             frequency = sum(len(r) for r in rows)
+            self._remember_idf(term, frequency)
             if frequency:
                 weight = repeats * self.idf_from(frequency)
                 postings.append(TermPostings(weight, np.concatenate(rows), np.concatenate(tfs), np.concatenate(norms)))
@@ -238,17 +245,27 @@ class Snapshot:
         """Collection-wide inverse document frequency of each term over live chunks (unseen terms get the most)."""
         weights = {}
         for term in terms:
-            frequency = 0
-            for segment in self.segments:
-                term_id = segment.reader.vocabulary.get(term)
-                if term_id is None:
-                    continue
-                local = np.asarray(
-                    segment.reader.post_rows[segment.reader.term_ptr[term_id] : segment.reader.term_ptr[term_id + 1]]
-                )
-                frequency += int(segment.live[local].sum()) if segment.live is not None else len(local)
-            weights[term] = self.idf_from(frequency)
+            weight = self._idf.get(term)
+            weights[term] = weight if weight is not None else self._remember_idf(term, self._live_frequency(term))
         return weights
+
+    def _live_frequency(self, term: str) -> int:
+        """How many live chunks hold `term`."""
+        frequency = 0
+        for segment in self.segments:
+            term_id = segment.reader.vocabulary.get(term)
+            if term_id is None:
+                continue
+            local = np.asarray(segment.reader.post_rows[segment.reader.term_ptr[term_id] : segment.reader.term_ptr[term_id + 1]])
+            frequency += int(segment.live[local].sum()) if segment.live is not None else len(local)
+        return frequency
+
+    def _remember_idf(self, term: str, frequency: int) -> float:
+        weight = self.idf_from(frequency)
+        if len(self._idf) >= IDF_CACHED_TERMS:  # queries bring arbitrary words: start over rather than grow
+            self._idf.clear()
+        self._idf[term] = weight
+        return weight
 
 
 # Below this many postings in all, a query's terms are scored exhaustively; above it, terms that cannot lift a chunk

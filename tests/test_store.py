@@ -93,6 +93,41 @@ def test_bm25_does_not_depend_on_how_documents_are_split_into_segments(tmp_path:
         assert a == b
 
 
+def test_idf_is_kept_per_snapshot_and_follows_deletes(tmp_path: Path, embedder: Embedder) -> None:
+    import math
+
+    from citeqa.index import snapshot as snapshot_module
+
+    texts = {f"d{i}.txt": f"Document {i} talks about {'salmon' if i < 3 else 'trout'} and rivers." for i in range(4)}
+    engine = Engine.create(tmp_path / "idx", EngineSettings(), embedder)
+    preparer = Preparer(embedder, IndexSettings())
+    for doc_id, text in texts.items():  # one segment each: frequencies add up across segments
+        engine.collection.write(preparer.prepare([make_document(doc_id, text, source=f"t/{doc_id}")]), [])
+
+    def lucene(frequency: int, chunks: int) -> float:
+        return math.log(1 + (chunks - frequency + 0.5) / (frequency + 0.5))
+
+    before = engine.collection.snapshot()
+    engine.search("salmon rivers", 2)  # BM25 fills the cache with the query's terms
+    assert set(before._idf) >= {"salmon", "river"}
+    assert before.idf({"salmon", "trout", "unheard"}) == {
+        "salmon": lucene(3, 4),
+        "trout": lucene(1, 4),
+        "unheard": lucene(0, 4),
+    }
+    engine.collection.write([], ["d0.txt"])  # a delete: a new snapshot, with its own statistics
+    after = engine.collection.snapshot()
+    assert after.idf({"salmon"}) == {"salmon": lucene(2, 3)} and before.idf({"salmon"}) == {"salmon": lucene(3, 4)}
+
+    snapshot_module.IDF_CACHED_TERMS, kept = 3, snapshot_module.IDF_CACHED_TERMS
+    try:  # a full cache starts over rather than grow, and still answers right
+        words = {"salmon", "trout", "rivers", "document", "talks", "about", "eels"}
+        assert after.idf(words) == {w: lucene(after._live_frequency(w), 3) for w in words}
+        assert len(after._idf) <= 3
+    finally:
+        snapshot_module.IDF_CACHED_TERMS = kept
+
+
 def test_unit_terms_across_segments_are_each_units_own_tokens_and_kept(tmp_path: Path, embedder: Embedder) -> None:
     """Units are tokenised in one call per segment the first time a query sees them; each keeps its own terms."""
     texts = {f"d{i}.txt": f"Salmon swim up river {i}. Trout stay in lakes {i}. Pike hunt at dawn." for i in range(3)}
