@@ -256,6 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def setting_problem(error: dict) -> str:
+    """One invalid setting, named as its environment variable; a rule across settings names them itself."""
+    if not error["loc"]:
+        return str(error["msg"]).removeprefix("Value error, ")
+    return f"CITEQA_{'_'.join(map(str, error['loc'])).upper()}: {error['msg']}"
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
@@ -267,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:  # a CITEQA_* setting (environment or .env) that is not a valid value
         if exc.title != Settings.__name__:
             raise
-        problems = "; ".join(f"CITEQA_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(setting_problem(e) for e in exc.errors())
         print(f"citeqa: error: invalid setting: {problems}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -118,6 +118,15 @@ class Settings(BaseSettings):
     max_chat_chars: int = Field(DEFAULT_MAX_CHAT_CHARS, ge=1, description="most characters across one chat request's messages")
 
     @model_validator(mode="after")
+    def _vectors_agree(self) -> Settings:
+        """Pooled sentence vectors come from an ONNX pass over encoded chunks; say so before anything is built."""
+        if self.unit_vectors == "pooled" and self.encoder == "torch":
+            raise ValueError("CITEQA_UNIT_VECTORS=pooled needs an ONNX encoder, and CITEQA_ENCODER is torch")
+        if self.unit_vectors == "pooled" and self.chunk_vectors == "derived":
+            raise ValueError("CITEQA_UNIT_VECTORS=pooled cannot go with CITEQA_CHUNK_VECTORS=derived")
+        return self
+
+    @model_validator(mode="after")
     def _index_in_home(self) -> Settings:
         if self.index_dir is None:
             self.index_dir = self.home / "collections" / DEFAULT_COLLECTION

