@@ -13,7 +13,7 @@ from citeqa.index.answering import AnswerSettings
 from citeqa.index.builder import IndexSettings
 from citeqa.index.chunking import ChunkerSettings
 from citeqa.index.claims import ClaimSettings, UnsupportedAction
-from citeqa.index.embedding import DEFAULT_ENCODER, DEFAULT_MODEL, EncoderName
+from citeqa.index.embedding import DEFAULT_BATCH_SIZE, DEFAULT_ENCODER, DEFAULT_MODEL, EncoderName
 from citeqa.index.engine import EngineSettings
 from citeqa.index.lexical import LexicalSettings
 from citeqa.index.parsed import MIB, ParseLimits
@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     corpus_dir: Path = Field(default_factory=lambda: bundled("seeds"), description="documents indexed when there is no index")
     index_dir: Path | None = Field(None, description="the index folder; default: <home>/collections/default")
     model: str = Field(DEFAULT_MODEL, description="embedding model: 'bundled:all-MiniLM-L6-v2', or a local path")
-    embed_batch_size: int = Field(64, ge=1)
+    embed_batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1)
     encoder: EncoderName = Field(
         DEFAULT_ENCODER, description="onnx (onnxruntime, fp32), onnx-int8 (int8 weights) or torch (sentence-transformers)"
     )

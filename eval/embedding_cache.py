@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from citeqa.index.embedding import Embedder
+from citeqa.index.embedding import DEFAULT_BATCH_SIZE, Embedder
 
 
 def _key(text: str) -> str:
@@ -21,7 +21,7 @@ def _key(text: str) -> str:
 class CachedEmbedder(Embedder):
     """An Embedder that looks texts up in `folder/<model fingerprint>.npz` before embedding them."""
 
-    def __init__(self, folder: Path, model: str, batch_size: int = 64, **embedder_options) -> None:
+    def __init__(self, folder: Path, model: str, batch_size: int = DEFAULT_BATCH_SIZE, **embedder_options) -> None:
         super().__init__(model, batch_size, **embedder_options)
         self.folder = folder
         self._vectors: dict[str, np.ndarray] = {}

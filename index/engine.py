@@ -19,7 +19,7 @@ from citeqa.index.builder import IndexSettings, Preparer
 from citeqa.index.chunking import Chunk
 from citeqa.index.collection import Collection, WriteResult
 from citeqa.index.documents import Document
-from citeqa.index.embedding import DEFAULT_ENCODER, DEFAULT_MODEL, Embedder
+from citeqa.index.embedding import DEFAULT_BATCH_SIZE, DEFAULT_ENCODER, DEFAULT_MODEL, Embedder
 from citeqa.index.evidence import EvidenceFinder, Passage, Quote
 from citeqa.index.lexical import LexicalTokenizer
 from citeqa.index.originals import OriginalStore
@@ -45,7 +45,7 @@ class EngineSettings:
     encoder: str = DEFAULT_ENCODER  # onnx, onnx-int8 or torch (index/embedding.py)
     models_dir: Path | None = None  # where ONNX exports are cached; None: <home>/models
 
-    def embedder(self, batch_size: int = 64) -> Embedder:
+    def embedder(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Embedder:
         """An (unloaded) Embedder for these settings' model and encoder."""
         return Embedder(self.model, batch_size, encoder=self.encoder, models_dir=self.models_dir)
 

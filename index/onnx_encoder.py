@@ -262,7 +262,7 @@ class OnnxEncoder:
     def max_tokens(self) -> int:
         return self.layout.max_seq_length
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int, show_progress: bool = False) -> np.ndarray:
         """Vectors in the order of `texts`; batches are formed from texts of similar length (less padding)."""
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for rows, _, hidden, mask in self._batches(texts, batch_size, show_progress):
@@ -270,7 +270,7 @@ class OnnxEncoder:
         return vectors
 
     def encode_spans(
-        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], batch_size: int = 64
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], batch_size: int
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Each text's vector and, from the same forward pass, a vector for each of its character spans `spans[i]`.
 
