@@ -119,11 +119,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _vectors_agree(self) -> Settings:
-        """Pooled sentence vectors come from an ONNX pass over encoded chunks; say so before anything is built."""
+        """Settings that cannot go together are refused before anything is built (pooled vectors need an ONNX pass
+        over encoded chunks)."""
         if self.unit_vectors == "pooled" and self.encoder == "torch":
             raise ValueError("CITEQA_UNIT_VECTORS=pooled needs an ONNX encoder, and CITEQA_ENCODER is torch")
-        if self.unit_vectors == "pooled" and self.chunk_vectors == "derived":
-            raise ValueError("CITEQA_UNIT_VECTORS=pooled cannot go with CITEQA_CHUNK_VECTORS=derived")
+        IndexSettings(chunk_vectors=self.chunk_vectors, unit_vectors=self.unit_vectors)  # its own rules, checked here
         return self
 
     @model_validator(mode="after")

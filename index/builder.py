@@ -55,7 +55,7 @@ class IndexSettings:
         if self.unit_vectors not in UNIT_VECTORS:
             raise ValueError(f"unit_vectors must be one of {', '.join(UNIT_VECTORS)}, not {self.unit_vectors!r}")
         if self.chunk_vectors == "derived" and self.unit_vectors == "pooled":
-            raise ValueError("chunk_vectors=derived needs encoded sentence vectors: it cannot go with unit_vectors=pooled")
+            raise ValueError("CITEQA_UNIT_VECTORS=pooled cannot go with CITEQA_CHUNK_VECTORS=derived")
 
     def config_for(self, embedder: Embedder) -> IndexConfig:
         chunker = self.chunker.as_dict() | {"title_in_passages": self.title_in_passages}

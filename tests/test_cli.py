@@ -55,3 +55,7 @@ def test_settings_that_cannot_go_together_are_a_clear_error(tmp_path: Path) -> N
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "invalid setting: CITEQA_UNIT_VECTORS=pooled needs an ONNX encoder, and CITEQA_ENCODER is torch" in result.stderr
     assert not (tmp_path / "index").exists()
+    env = citeqa_env(tmp_path / "index", CITEQA_UNIT_VECTORS="pooled", CITEQA_CHUNK_VECTORS="derived")
+    result = run_citeqa("search", "what did Shoygu allege?", env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "invalid setting: CITEQA_UNIT_VECTORS=pooled cannot go with CITEQA_CHUNK_VECTORS=derived" in result.stderr
