@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -20,6 +21,8 @@ from citeqa.settings import Settings
 
 # Nothing a test runs may touch the user's data home; subprocesses inherit this.
 os.environ["CITEQA_HOME"] = tempfile.mkdtemp(prefix="citeqa-test-home-")
+# The home holds the run's ONNX export (about 100 MB); leaving it behind would fill /tmp run after run.
+atexit.register(shutil.rmtree, os.environ["CITEQA_HOME"], ignore_errors=True)
 # One ONNX export of the model for the whole run, shared by every process, also those given a home of their own.
 os.environ["CITEQA_MODELS_DIR"] = str(Path(os.environ["CITEQA_HOME"]) / "models")
 # TestClient sends `Host: testserver`; a server answers only to the host names it knows (service/hosts.py).
