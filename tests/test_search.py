@@ -1,9 +1,12 @@
 from itertools import pairwise
 
+import bm25s
 import numpy as np
 import pytest
+import Stemmer
 
 from citeqa.index.engine import Engine
+from citeqa.index.lexical import LexicalSettings, LexicalTokenizer
 from citeqa.index.search import FusionMethod, RetrievalSettings, SearchMode, fuse
 from tests.conftest import SEED_ID
 
@@ -146,3 +149,22 @@ def test_overlapping_chunks_never_repeat_a_quote(seed_engine: Engine) -> None:
         passages = seed_engine.search(question, 6)
         keys = [(p.document.id, p.quote.start, p.quote.end) for p in passages]
         assert len(keys) == len(set(keys))
+
+
+def test_the_tokenizer_gives_the_tokens_bm25s_gives() -> None:
+    """The index's own tokenizer replaced bm25s.tokenize on the query path for speed; its tokens must not change."""
+    texts = [
+        "What did Shoygu allege about the planned occupation of western Ukraine?",
+        "The Normans' settlements, 1,200 of them, were in Normandy (Ñormandie) — in the 10th century.",
+        "",
+        "a I to",
+        "Straße naïve café İstanbul running runs ran",
+    ]
+    for settings in (LexicalSettings(), LexicalSettings(stemmer="", stopwords="")):
+        stemmer = Stemmer.Stemmer(settings.stemmer).stemWords if settings.stemmer else None
+        expected = bm25s.tokenize(
+            texts, stopwords=settings.stopwords or None, stemmer=stemmer, return_ids=False, show_progress=False
+        )
+        assert LexicalTokenizer(settings).tokenize(texts) == expected
+        assert [LexicalTokenizer(settings).tokenize([t])[0] for t in texts] == expected
+    assert LexicalTokenizer(LexicalSettings()).tokenize(["the runner was running"]) == [["runner", "run"]]
