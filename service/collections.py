@@ -53,10 +53,16 @@ class CollectionRegistry:
         with self._lock:
             self._engines[name] = engine
 
+    def opened(self, name: str) -> Engine | None:
+        """The engine of a collection that is open and still exists; None when `get` would have to open one (or
+        report that there is none). Cheap enough to call on the event loop: a dictionary look-up and one stat."""
+        engine = self._engines.get(name)
+        return engine if engine is not None and Collection.exists(engine.collection.folder) else None
+
     def get(self, name: str) -> Engine:
         """The engine of an existing collection; UnknownCollectionError when there is none, ValueError for a bad name."""
-        engine = self._engines.get(name)
-        if engine is not None and Collection.exists(engine.collection.folder):
+        engine = self.opened(name)
+        if engine is not None:
             return engine
         folder = self.folder(name)
         with self._lock:

@@ -1,10 +1,16 @@
-"""Shared dependencies, as Annotated aliases so routes declare what they need in one word."""
+"""Shared dependencies, as Annotated aliases so routes declare what they need in one word.
+
+They are coroutines: FastAPI runs a plain function dependency in its thread pool, a hop there and back on every
+request (about 0.7 ms of a search over HTTP here). Only opening a collection's engine for the first time blocks,
+and that goes to the thread pool.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from starlette.concurrency import run_in_threadpool
 
 from citeqa.index.engine import Engine
 from citeqa.service.collections import NAME_PATTERN, CollectionRegistry, UnknownCollectionError
@@ -12,31 +18,38 @@ from citeqa.service.errors import ApiError
 from citeqa.settings import DEFAULT_COLLECTION, Settings
 
 
-def get_collections(request: Request) -> CollectionRegistry:
+def _registry(request: Request) -> CollectionRegistry:
     registry = getattr(request.app.state, "collections", None)
     if registry is None:
         raise ApiError(503, "the index is not loaded yet")
     return registry
 
 
-def get_engine(request: Request) -> Engine:
+async def get_collections(request: Request) -> CollectionRegistry:
+    return _registry(request)
+
+
+async def get_engine(request: Request) -> Engine:
     """The engine of the collection in the path (/v1/collections/{collection}/...), or of `default`."""
-    registry = get_collections(request)
+    registry = _registry(request)
     name = request.path_params.get("collection", DEFAULT_COLLECTION)
     try:
-        return registry.get(name)
+        return registry.opened(name) or await run_in_threadpool(registry.get, name)
     except ValueError as exc:
         raise ApiError(400, str(exc), param="collection") from exc
     except UnknownCollectionError as exc:
         raise ApiError(404, f"no collection named '{name}'", param="collection", code="collection_not_found") from exc
 
 
-def collection_name(collection: Annotated[str, Path(description="a collection's name", pattern=NAME_PATTERN.pattern)]) -> str:
+CollectionPath = Annotated[str, Path(description="a collection's name", pattern=NAME_PATTERN.pattern)]
+
+
+async def collection_name(collection: CollectionPath) -> str:
     """Declares the {collection} path parameter of the collection-scoped routes (validated in get_engine)."""
     return collection
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 

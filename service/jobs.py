@@ -283,7 +283,7 @@ def _aligned(files: list[_File], report: IngestReport) -> list:
     return outcomes + [None] * (len(files) - len(outcomes))
 
 
-def get_jobs(request: Request) -> JobBoard:
+async def get_jobs(request: Request) -> JobBoard:  # a coroutine, so FastAPI does not hop to a thread for it
     board = getattr(request.app.state, "jobs", None)
     if board is None:
         raise ApiError(503, "the server is starting; upload jobs are not available yet")
