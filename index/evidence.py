@@ -10,7 +10,14 @@ import numpy as np
 from citeqa.index.attribution import question_speaker
 from citeqa.index.documents import Document
 from citeqa.index.lexical import LexicalTokenizer
-from citeqa.index.quote_selector import CandidateUnits, QuestionInput, QuoteSelector, term_stats, weighted_share
+from citeqa.index.quote_selector import (
+    CandidateUnits,
+    QuestionInput,
+    QuoteSelector,
+    TermMatches,
+    term_stats,
+    weighted_share,
+)
 from citeqa.index.search import Hit
 from citeqa.index.segment import expand_ranges
 from citeqa.index.snapshot import Snapshot
@@ -117,7 +124,7 @@ class EvidenceFinder:
         cosines = vectors @ query_vector
         terms = snapshot.unit_terms(units, self.tokenizer.tokenize)
         query_weights = snapshot.idf(set(query_terms))
-        overlaps = np.array([term_overlap(query_weights, unit_terms) for unit_terms in terms])
+        overlaps = TermMatches.of(query_weights, [term_stats(tuple(unit_terms)) for unit_terms in terms]).shares()
         scores = cosines + self.lexical_weight * overlaps
         probabilities = None
         if self.selector is not None and len(units):

@@ -217,33 +217,46 @@ def weighted_share(weights: Mapping[str, float], present: Container[str]) -> flo
     return sum(w for t, w in weights.items() if t in present) / total if total > 0 else 0.0
 
 
-def _bm25(weights: Mapping[str, float], stats: TermStats) -> float:
-    """BM25 of one unit over its ceiling, so 1.0 means every question term present and saturated."""
-    total = sum(weights.values())
-    if total <= 0 or not stats.length:
-        return 0.0
-    norm = BM25_K1 * (1.0 - BM25_B + BM25_B * stats.length / MEAN_UNIT_TERMS)
-    score = sum(w * count * (BM25_K1 + 1.0) / (count + norm) for t, w in weights.items() if (count := stats.counts.get(t, 0)))
-    return score / (total * (BM25_K1 + 1.0))
+@dataclass(frozen=True)
+class TermMatches:
+    """How often each of the question's distinct terms occurs in each of a list of units: what the lexical features
+    of all the candidates are computed from at once (a query's few terms looked up in each unit's TermStats)."""
 
+    terms: tuple[str, ...]
+    weights: np.ndarray  # IDF of each term
+    counts: np.ndarray  # (units, terms) float64
 
-def _bigram_share(wanted: set[tuple[str, str]], stats: TermStats) -> float:
-    """Share of the question's adjacent term pairs (`wanted`) that the unit repeats in order."""
-    if not wanted:
-        return 0.0
-    return len(wanted & stats.pairs) / len(wanted)
+    @classmethod
+    def of(cls, weights: Mapping[str, float], stats: Sequence[TermStats]) -> TermMatches:
+        terms = tuple(weights)
+        counts = [[unit.counts.get(t, 0) for t in terms] for unit in stats]
+        return cls(
+            terms,
+            np.array([weights[t] for t in terms], dtype=np.float64),
+            np.array(counts, dtype=np.float64).reshape(len(stats), len(terms)),
+        )
 
+    def present_in(self, term_sets: Sequence[Container[str]]) -> np.ndarray:
+        """(units, terms) bool: whether each term is in each unit's set (one set per unit, e.g. its previous unit's)."""
+        found = [[t in terms for t in self.terms] for terms in term_sets]
+        return np.array(found, dtype=bool).reshape(len(term_sets), len(self.terms))
 
-class _Either:
-    """Membership in either of two sets, without building their union."""
+    def shares(self, also: np.ndarray | None = None) -> np.ndarray:
+        """weighted_share of each unit: over its own terms, or over its own and those `also` marks present."""
+        total = float(self.weights.sum())
+        present = self.counts > 0 if also is None else (self.counts > 0) | also
+        return (present * self.weights).sum(axis=1) / total if total > 0 else np.zeros(len(self.counts))
 
-    __slots__ = ("first", "second")
-
-    def __init__(self, first: Container[str], second: Container[str]) -> None:
-        self.first, self.second = first, second
-
-    def __contains__(self, item: object) -> bool:
-        return item in self.first or item in self.second
+    def bm25(self, lengths: np.ndarray) -> np.ndarray:
+        """BM25 of each unit (`lengths`: its number of terms) over its ceiling, so 1.0 means every question term
+        present and saturated; a unit is scored against MEAN_UNIT_TERMS, not its store's average length."""
+        total = float(self.weights.sum())
+        if total <= 0:
+            return np.zeros(len(self.counts))
+        norm = BM25_K1 * (1.0 - BM25_B + BM25_B * np.asarray(lengths, dtype=np.float64) / MEAN_UNIT_TERMS)
+        saturation = self.counts * (BM25_K1 + 1.0) / (self.counts + norm[:, None])
+        scores = (saturation * self.weights).sum(axis=1) / (total * (BM25_K1 + 1.0))
+        return np.where(np.asarray(lengths) > 0, scores, 0.0)
 
 
 def _group_starts(sizes: Sequence[int], n: int) -> np.ndarray:
@@ -279,39 +292,35 @@ def quote_features(question: QuestionInput, candidates: CandidateUnits) -> np.nd
     question_words = {w.lower() for w in _words(question.text)}
     question_numbers = set(_NUMBER.findall(question.text))
     question_bigrams = set(pairwise(question.terms))
-    weights = question.weights
     starts = _group_starts(candidates.groups, n)
     sizes = np.diff(np.append(starts, n))
     position = np.arange(n) - np.repeat(starts, sizes)
     last = np.repeat(np.maximum(sizes - 1, 1), sizes)
-    for i, (text, terms, previous_terms) in enumerate(
-        zip(candidates.texts, candidates.terms, candidates.previous_terms, strict=True)
-    ):
-        facts = text_facts(text)
-        stats, before = term_stats(tuple(terms)), term_stats(tuple(previous_terms)).distinct
-        new_number = bool(facts.numbers - question_numbers) or bool(facts.number_words - question_words)
-        features[i] = (
-            cosine[i],
-            cosine_in_context[i],
-            max(0.0, cosine_in_context[i] - cosine[i]) if facts.leans_back and not first[i] else 0.0,
-            weighted_share(weights, stats.distinct),
-            weighted_share(weights, _Either(stats.distinct, before)),
-            _bm25(weights, stats),
-            _bigram_share(question_bigrams, stats),
-            float(asks_person and bool(facts.names - question_words)),
-            float(asks_date and facts.has_date),
-            float(asks_number and new_number),
-            float(asks_place and bool(facts.places - question_words)),
-            position[i] / last[i],
-            float(first[i]),
-            facts.log_length,
-            0.0,
-            0.0,
-            0.0,
-        )
-    for column, source in (("cosine_margin", "cosine"), ("overlap_margin", "overlap"), ("bm25_margin", "bm25")):
-        values = features[:, FEATURE_NAMES.index(source)]
-        features[:, FEATURE_NAMES.index(column)] = values - np.repeat(np.maximum.reduceat(values, starts), sizes)
+
+    stats = [term_stats(tuple(terms)) for terms in candidates.terms]
+    before = [term_stats(tuple(terms)).distinct for terms in candidates.previous_terms]
+    matches = TermMatches.of(question.weights, stats)
+    facts = [text_facts(text) for text in candidates.texts]
+    leans_back = np.array([f.leans_back for f in facts], dtype=bool) & ~first
+    new_number = [bool(f.numbers - question_numbers) or bool(f.number_words - question_words) for f in facts]
+    column = {name: features[:, k] for k, name in enumerate(FEATURE_NAMES)}  # views: writing one fills `features`
+    column["cosine"][:] = cosine
+    column["cosine_in_context"][:] = cosine_in_context
+    column["reference_context_gain"][:] = np.where(leans_back, np.maximum(0.0, cosine_in_context - cosine), 0.0)
+    column["overlap"][:] = matches.shares()
+    column["overlap_in_context"][:] = matches.shares(also=matches.present_in(before))
+    column["bm25"][:] = matches.bm25(np.array([unit.length for unit in stats]))
+    if question_bigrams:
+        column["bigram_overlap"][:] = [len(question_bigrams & unit.pairs) / len(question_bigrams) for unit in stats]
+    column["answer_person"][:] = [asks_person and bool(f.names - question_words) for f in facts]
+    column["answer_date"][:] = [asks_date and f.has_date for f in facts]
+    column["answer_number"][:] = [asks_number and new for new in new_number]
+    column["answer_place"][:] = [asks_place and bool(f.places - question_words) for f in facts]
+    column["position"][:] = position / last
+    column["first_in_document"][:] = first
+    column["log_length"][:] = [f.log_length for f in facts]
+    for margin, source in (("cosine_margin", "cosine"), ("overlap_margin", "overlap"), ("bm25_margin", "bm25")):
+        column[margin][:] = column[source] - np.repeat(np.maximum.reduceat(column[source], starts), sizes)
     return features
 
 
