@@ -10,7 +10,7 @@ import numpy as np
 
 from citeqa.index.chunking import Chunk
 from citeqa.index.segment import expand_ranges
-from citeqa.index.snapshot import LexicalQuery, Snapshot
+from citeqa.index.snapshot import DenseQuery, LexicalQuery, Snapshot
 from citeqa.index.snapshot import top_rows as _top
 
 
@@ -102,9 +102,9 @@ class Retriever:
         self.snapshot = snapshot
         self.settings = settings
 
-    def dense_scores(self, rows: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    def dense_scores(self, rows: np.ndarray, dense: DenseQuery) -> np.ndarray:
         """Dense score of each chunk row: its own cosine mixed with its best evidence unit's."""
-        chunk_cosines = self.snapshot.chunk_vectors(rows) @ vector
+        chunk_cosines = dense.chunk_cosines(rows)
         weight = self.settings.sentence_weight
         if weight == 0.0 or len(rows) == 0:
             return chunk_cosines
@@ -112,17 +112,17 @@ class Retriever:
         sizes = last - first
         best_units = chunk_cosines.copy()  # a chunk with no unit (none can be empty in practice) keeps its own
         if sizes.sum():
-            cosines = self.snapshot.unit_vectors(expand_ranges(first, last)) @ vector
+            cosines = dense.unit_cosines(expand_ranges(first, last))
             starts = np.cumsum(sizes) - sizes  # where each chunk's units begin among them
             has_units = sizes > 0
             best_units[has_units] = np.maximum.reduceat(cosines, starts[has_units])
         return (1.0 - weight) * chunk_cosines + weight * best_units
 
-    def _dense_pool(self, vector: np.ndarray, count: int) -> np.ndarray:
+    def _dense_pool(self, dense: DenseQuery, count: int) -> np.ndarray:
         """Sorted unique rows the dense side ranks: the nearest chunks and the chunks of the nearest sentences."""
-        pool = self.snapshot.nearest_chunks(vector, count)
+        pool = dense.nearest_chunks(count)
         if self.settings.sentence_weight > 0:
-            pool = np.union1d(pool, self.snapshot.chunks_of_nearest_units(vector, count))
+            pool = np.union1d(pool, dense.chunks_of_nearest_units(count))
         return np.unique(pool)
 
     def search(self, terms: list[str], vector: np.ndarray, top_k: int, mode: SearchMode) -> list[Hit]:
@@ -152,9 +152,10 @@ class Retriever:
         self, vector: np.ndarray, lexical_query: LexicalQuery, lexical_ranked: np.ndarray, top_k: int, mode: SearchMode
     ) -> list[Hit]:
         candidates = self.settings.candidates
-        pool = self._dense_pool(vector, candidates)
+        dense_query = self.snapshot.dense_query(vector)
+        pool = self._dense_pool(dense_query, candidates)
         rows = np.union1d(pool, lexical_ranked)
-        dense = self.dense_scores(rows, vector)  # once, for every candidate, whichever side found it
+        dense = self.dense_scores(rows, dense_query)  # once, for every candidate, whichever side found it
         dense_ranked = pool[_top(dense[np.searchsorted(rows, pool)], candidates)]
         lexical = lexical_query.scores_of(rows)
         if mode is SearchMode.DENSE:

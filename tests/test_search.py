@@ -168,3 +168,16 @@ def test_the_tokenizer_gives_the_tokens_bm25s_gives() -> None:
         assert LexicalTokenizer(settings).tokenize(texts) == expected
         assert [LexicalTokenizer(settings).tokenize([t])[0] for t in texts] == expected
     assert LexicalTokenizer(LexicalSettings()).tokenize(["the runner was running"]) == [["runner", "run"]]
+
+
+def test_a_dense_query_scores_rows_as_their_vectors_do(seed_engine: Engine) -> None:
+    """The dense side reads candidates' cosines out of one scan per segment; they must be the vectors' own."""
+    snapshot = seed_engine.collection.snapshot()
+    vector = seed_engine.embedder.embed_query("What did Shoygu allege?")
+    dense = snapshot.dense_query(vector)
+    chunk_rows = np.array([3, 0, 2, 2], dtype=np.int64)
+    unit_rows = np.array([5, 1, 4, 0], dtype=np.int64)
+    np.testing.assert_allclose(dense.chunk_cosines(chunk_rows), snapshot.chunk_vectors(chunk_rows) @ vector, atol=1e-6)
+    np.testing.assert_allclose(dense.unit_cosines(unit_rows), snapshot.unit_vectors(unit_rows) @ vector, atol=1e-6)
+    every_chunk = snapshot.chunk_vectors(np.arange(snapshot.live_chunks)) @ vector
+    assert dense.nearest_chunks(3).tolist() == np.argsort(-every_chunk)[:3].tolist()
