@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from citeqa.home import bundled, default_home
-from citeqa.index.answering import AnswerSettings
+from citeqa.index.answering import MIN_RELEVANCE, AnswerSettings
 from citeqa.index.builder import IndexSettings
 from citeqa.index.chunking import ChunkerSettings
 from citeqa.index.claims import ClaimSettings, UnsupportedAction
@@ -69,7 +69,9 @@ class Settings(BaseSettings):
     quote_lexical_weight: float = Field(EngineSettings.quote_lexical_weight, ge=0)
     quote_rerank_weight: float = Field(EngineSettings.quote_rerank_weight, ge=0)
     rerank_depth: int = Field(EngineSettings.rerank_depth, ge=1)
-    min_relevance: float = AnswerSettings.min_relevance
+    min_relevance: float | None = Field(
+        None, description="abstention threshold; unset: 0.42, or 0.35 with pooled sentence vectors (MIN_RELEVANCE)"
+    )
     companion_ratio: float = Field(
         AnswerSettings.companion_ratio, ge=0, le=1, description="a further answer sentence scores at least this share of the best"
     )
@@ -173,7 +175,7 @@ class Settings(BaseSettings):
             self.feedback_depth,
         )
         answer = AnswerSettings(
-            min_relevance=self.min_relevance,
+            min_relevance=MIN_RELEVANCE[self.unit_vectors] if self.min_relevance is None else self.min_relevance,
             companion_ratio=self.companion_ratio,
             companion_probability=self.companion_probability,
         )

@@ -9,11 +9,15 @@ from citeqa.index.evidence import Passage, Quote, close_to_best
 NOT_FOUND = "Not found in the documents."
 
 
+# Below this quote score (cosine + weighted term overlap) the best passage is judged not to answer; calibrated on the
+# gold set's answerable and unanswerable questions and squad-dev-a's (README, "Abstention") for each kind of sentence
+# vector (IndexSettings.unit_vectors): pooled ones score answering sentences lower, so their threshold is lower.
+MIN_RELEVANCE = {"encoded": 0.42, "pooled": 0.35}
+
+
 @dataclass(frozen=True)
 class AnswerSettings:
-    # Below this quote score (cosine + weighted term overlap) the best passage is judged not to answer;
-    # calibrated on the gold set's answerable and unanswerable questions (README, "Abstention").
-    min_relevance: float = 0.42
+    min_relevance: float = MIN_RELEVANCE["encoded"]
     max_sentences: int = 3
     # Another sentence joins the answer (a sentence of the same passage, for a two-part answer, or another passage's
     # best one) if it scores at least companion_ratio of the best one (which has already passed min_relevance) and

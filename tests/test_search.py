@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 import Stemmer
 
+from citeqa.index.answering import MIN_RELEVANCE
 from citeqa.index.engine import Engine
 from citeqa.index.lexical import LexicalSettings, LexicalTokenizer
 from citeqa.index.search import FusionMethod, RetrievalSettings, SearchMode, fuse
+from citeqa.settings import Settings
 from tests.conftest import SEED_ID
 
 
@@ -181,3 +183,12 @@ def test_a_dense_query_scores_rows_as_their_vectors_do(seed_engine: Engine) -> N
     np.testing.assert_allclose(dense.unit_cosines(unit_rows), snapshot.unit_vectors(unit_rows) @ vector, atol=1e-6)
     every_chunk = snapshot.chunk_vectors(np.arange(snapshot.live_chunks)) @ vector
     assert dense.nearest_chunks(3).tolist() == np.argsort(-every_chunk)[:3].tolist()
+
+
+def test_the_abstention_threshold_follows_the_kind_of_sentence_vectors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pooled sentence vectors score answering sentences lower: unset, the threshold is the one calibrated for them."""
+    monkeypatch.delenv("CITEQA_MIN_RELEVANCE", raising=False)
+    assert Settings().engine_settings().answer.min_relevance == MIN_RELEVANCE["encoded"] == 0.42
+    assert Settings(unit_vectors="pooled").engine_settings().answer.min_relevance == MIN_RELEVANCE["pooled"] == 0.35
+    assert Settings(unit_vectors="pooled", min_relevance=0.5).engine_settings().answer.min_relevance == 0.5
+    assert Settings(min_relevance=0.0).engine_settings().answer.min_relevance == 0.0
