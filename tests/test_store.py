@@ -2,19 +2,30 @@
 
 import json
 import threading
+from itertools import pairwise
 from pathlib import Path
 
 import faiss
 import numpy as np
 import pytest
 
-from citeqa.index.builder import POOLED_CONTEXT_SHARE, IndexSettings, Preparer, best_holder, passage_text, sync_collection
+from citeqa.index.builder import (
+    POOLED_CONTEXT_SHARE,
+    PROGRESS_SLICE_CHARACTERS,
+    IndexSettings,
+    Preparer,
+    best_holder,
+    passage_text,
+    progress_slices,
+    sync_collection,
+)
 from citeqa.index.chunking import ChunkerSettings
 from citeqa.index.collection import MANIFEST_FILE, SEGMENTS_DIR, Collection, WriterBusyError
 from citeqa.index.documents import load_corpus, make_document
 from citeqa.index.embedding import Embedder
 from citeqa.index.engine import Engine, EngineSettings
 from citeqa.index.manifest import FORMAT_VERSION, IndexMismatchError, Manifest
+from citeqa.index.progress import NO_PROGRESS, Progress
 from citeqa.index.spans import Span
 from tests.conftest import SEED_ID
 
@@ -547,3 +558,18 @@ def test_best_holder_prefers_the_chunk_with_the_most_room_around_the_sentence() 
     assert best_holder(chunks, starts, Span(170, 190)) == 2  # 10 in chunk 1, 20 in chunk 2
     assert best_holder(chunks, starts, Span(90, 160)) == 1
     assert best_holder(chunks, starts, Span(95, 210)) is None  # no chunk holds it whole
+
+
+def test_a_watched_write_encodes_in_slices_of_bounded_size_so_it_can_stop_within_seconds() -> None:
+    """A server's shutdown stops a write between two encoder calls: each call holds at most PROGRESS_SLICE_CHARACTERS
+    (one longer text alone), the calls cover every text once, in order; an unwatched write makes one call."""
+    texts = ["x" * 800] * 200 + ["short sentence."] * 3000 + ["y" * (PROGRESS_SLICE_CHARACTERS + 5)] + ["z" * 10]
+    ranges = list(progress_slices(texts, Progress()))
+    assert ranges[0][0] == 0 and ranges[-1][1] == len(texts)
+    assert all(end == start for (_, end), (start, _) in pairwise(ranges))
+    for start, end in ranges:
+        assert end > start
+        assert end - start == 1 or sum(len(t) for t in texts[start:end]) <= PROGRESS_SLICE_CHARACTERS
+    assert max(end - start for start, end in ranges) > 1000  # short sentences still go hundreds at a time
+    assert list(progress_slices(texts, NO_PROGRESS)) == [(0, len(texts))]
+    assert list(progress_slices([], Progress())) == []
