@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from citeqa.index.answering import NOT_FOUND, ComposedAnswer
-from citeqa.index.evidence import term_overlap
+from citeqa.index.quote_selector import TermMatches, term_stats
 from citeqa.index.spans import Span, sentence_spans
 
 MARKER = re.compile(r"\[(\d+)\]")
@@ -119,11 +119,10 @@ class SupportScorer:
         dense = np.stack([cosines[:, owners == j].max(axis=1) for j in range(len(evidence))], axis=1)
         sentence_terms = self.tokenize(sentences)
         evidence_terms = self.tokenize(evidence)
+        evidence_stats = [term_stats(tuple(found)) for found in evidence_terms]
         lexical = np.zeros_like(dense)
-        for i, terms in enumerate(sentence_terms):
-            weights = self.idf(set(terms))
-            for j, found in enumerate(evidence_terms):
-                lexical[i, j] = term_overlap(weights, found)
+        for i, terms in enumerate(sentence_terms):  # the share of each sentence's terms that each passage holds
+            lexical[i] = TermMatches.of(self.idf(set(terms)), evidence_stats).shares()
         blended = self.dense_weight * np.clip(dense, 0.0, 1.0) + (1 - self.dense_weight) * lexical
         return np.clip(blended, 0.0, 1.0)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +15,6 @@ from citeqa.index.quote_selector import (
     QuoteSelector,
     TermMatches,
     term_stats,
-    weighted_share,
 )
 from citeqa.index.search import Hit
 from citeqa.index.segment import expand_ranges
@@ -48,12 +46,6 @@ class Passage:
     hit: Hit
     document: Document
     quote: Quote
-
-
-def term_overlap(query_weights: Mapping[str, float], sentence_terms: Sequence[str]) -> float:
-    """IDF-weighted share of the question's content terms (stemmed) that the sentence contains:
-    sharing a rare name ("Peskov") counts for more than sharing a common word ("western")."""
-    return weighted_share(query_weights, term_stats(tuple(sentence_terms)).distinct)
 
 
 def close_to_best(

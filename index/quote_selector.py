@@ -210,13 +210,6 @@ def term_stats(terms: tuple[str, ...]) -> TermStats:
     return TermStats(frozenset(terms), Counter(terms), frozenset(pairwise(terms)), len(terms))
 
 
-def weighted_share(weights: Mapping[str, float], present: Container[str]) -> float:
-    """IDF-weighted share of the question's terms (`weights`: term -> IDF) that are `present`: sharing a rare name
-    ("Peskov") counts for more than sharing a common word ("western")."""
-    total = sum(weights.values())
-    return sum(w for t, w in weights.items() if t in present) / total if total > 0 else 0.0
-
-
 @dataclass(frozen=True)
 class TermMatches:
     """How often each of the question's distinct terms occurs in each of a list of units: what the lexical features
@@ -242,7 +235,8 @@ class TermMatches:
         return np.array(found, dtype=bool).reshape(len(term_sets), len(self.terms))
 
     def shares(self, also: np.ndarray | None = None) -> np.ndarray:
-        """weighted_share of each unit: over its own terms, or over its own and those `also` marks present."""
+        """IDF-weighted share of the question's terms in each unit (or in it or where `also` marks them present):
+        sharing a rare name ("Peskov") counts for more than sharing a common word ("western")."""
         total = float(self.weights.sum())
         present = self.counts > 0 if also is None else (self.counts > 0) | also
         return (present * self.weights).sum(axis=1) / total if total > 0 else np.zeros(len(self.counts))
