@@ -54,9 +54,15 @@ class RetrievalSettings:
 class Hit:
     row: int  # the chunk's global row in the snapshot it came from
     score: float  # the fused score that ranks hits (or the single retriever's score)
-    dense: float  # cosine similarity of query and passage
+    dense: float  # cosine similarity of query and passage (its own vector mixed with its best sentence's)
     lexical: float  # BM25 score of the passage
     snapshot: Snapshot = field(repr=False, compare=False)
+    # What the learned head ranking (index/head_ranker.py) reads besides the quote: the two sides of `dense`, and
+    # each side's score normalised as weighted fusion normalises it (0 to 1 over the query's candidates).
+    chunk_cosine: float = 0.0
+    sentence_cosine: float = 0.0
+    dense_share: float = 0.0
+    lexical_share: float = 0.0
 
     @cached_property
     def chunk(self) -> Chunk:
@@ -86,13 +92,21 @@ def fuse(
             positions = np.searchsorted(rows, ranked)
             fused[positions] += side_weight / (settings.rrf_k + np.arange(1, len(ranked) + 1))
         return fused
-    # Normalise against each retriever's own candidate list; a row outside the dense list clips to 0.
+    dense_norm, lexical_norm = normalised(rows, dense, lexical, dense_ranked)
+    return weight * dense_norm + (1.0 - weight) * lexical_norm
+
+
+def normalised(
+    rows: np.ndarray, dense: np.ndarray, lexical: np.ndarray, dense_ranked: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each side's scores on a common scale: dense min-max over the dense side's own candidate list (a row
+    outside it clips to 0), BM25 divided by the query's best."""
     dense_of_ranked = dense[np.searchsorted(rows, dense_ranked)] if len(dense_ranked) else dense
     low, spread = float(dense_of_ranked.min()), float(np.ptp(dense_of_ranked))
     dense_norm = np.clip((dense - low) / spread, 0.0, None) if spread > 0 else np.ones(len(rows))
     lexical_top = float(lexical.max()) if len(lexical) else 0.0
     lexical_norm = lexical / lexical_top if lexical_top > 0 else np.zeros(len(rows))
-    return weight * dense_norm + (1.0 - weight) * lexical_norm
+    return dense_norm, lexical_norm
 
 
 class Retriever:
@@ -102,12 +116,11 @@ class Retriever:
         self.snapshot = snapshot
         self.settings = settings
 
-    def dense_scores(self, rows: np.ndarray, dense: DenseQuery) -> np.ndarray:
-        """Dense score of each chunk row: its own cosine mixed with its best evidence unit's."""
+    def dense_sides(self, rows: np.ndarray, dense: DenseQuery) -> tuple[np.ndarray, np.ndarray]:
+        """Each chunk row's own cosine and its best evidence unit's (its own again when sentences are off)."""
         chunk_cosines = dense.chunk_cosines(rows)
-        weight = self.settings.sentence_weight
-        if weight == 0.0 or len(rows) == 0:
-            return chunk_cosines
+        if self.settings.sentence_weight == 0.0 or len(rows) == 0:
+            return chunk_cosines, chunk_cosines
         first, last = self.snapshot.unit_ranges(rows)
         sizes = last - first
         best_units = chunk_cosines.copy()  # a chunk with no unit (none can be empty in practice) keeps its own
@@ -116,7 +129,7 @@ class Retriever:
             starts = np.cumsum(sizes) - sizes  # where each chunk's units begin among them
             has_units = sizes > 0
             best_units[has_units] = np.maximum.reduceat(cosines, starts[has_units])
-        return (1.0 - weight) * chunk_cosines + weight * best_units
+        return chunk_cosines, best_units
 
     def _dense_pool(self, dense: DenseQuery, count: int) -> np.ndarray:
         """Sorted unique rows the dense side ranks: the nearest chunks and the chunks of the nearest sentences."""
@@ -155,9 +168,14 @@ class Retriever:
         dense_query = self.snapshot.dense_query(vector)
         pool = self._dense_pool(dense_query, candidates)
         rows = np.union1d(pool, lexical_ranked)
-        dense = self.dense_scores(rows, dense_query)  # once, for every candidate, whichever side found it
+        # Once, for every candidate, whichever side found it: a chunk's dense score mixes its own cosine with its
+        # best evidence unit's.
+        chunk_cosines, unit_cosines = self.dense_sides(rows, dense_query)
+        weight = self.settings.sentence_weight
+        dense = (1.0 - weight) * chunk_cosines + weight * unit_cosines
         dense_ranked = pool[_top(dense[np.searchsorted(rows, pool)], candidates)]
         lexical = lexical_query.scores_of(rows)
+        dense_share, lexical_share = normalised(rows, dense, lexical, dense_ranked)
         if mode is SearchMode.DENSE:
             scores = np.where(np.isin(rows, dense_ranked), dense, -np.inf)
         elif mode is SearchMode.LEXICAL:
@@ -166,4 +184,17 @@ class Retriever:
             scores = fuse(rows, dense, lexical, dense_ranked, lexical_ranked, self.settings)
         order = np.lexsort((rows, -scores))
         order = order[np.isfinite(scores[order])][:top_k].tolist()
-        return [Hit(int(rows[i]), float(scores[i]), float(dense[i]), float(lexical[i]), self.snapshot) for i in order]
+        return [
+            Hit(
+                int(rows[i]),
+                float(scores[i]),
+                float(dense[i]),
+                float(lexical[i]),
+                self.snapshot,
+                float(chunk_cosines[i]),
+                float(unit_cosines[i]),
+                float(dense_share[i]),
+                float(lexical_share[i]),
+            )
+            for i in order
+        ]
