@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     answer_top_k: int = Field(5, ge=1, le=50, description="passages considered by /v1/ask and chat")
     write_timeout: float = Field(EngineSettings.write_timeout, gt=0, description="seconds a write waits for the write lock")
     learned_quotes: bool = Field(EngineSettings.learned_quotes, description="choose quotes with the learned selector")
+    learned_ranking: bool = Field(
+        EngineSettings.learned_ranking, description="order the re-scored head with the learned model (needs learned_quotes)"
+    )
 
     llm_base_url: str | None = Field(None, description="an OpenAI-compatible server (…/v1); unset: extractive answers")
     llm_model: str = Field("local-model", description="model name sent to the upstream server")
@@ -189,6 +192,7 @@ class Settings(BaseSettings):
             self.rerank_depth,
             self.write_timeout,
             self.learned_quotes,
+            learned_ranking=self.learned_ranking,
             encoder=self.encoder,
             models_dir=self.models_dir,
         )

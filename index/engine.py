@@ -21,6 +21,7 @@ from citeqa.index.collection import Collection, WriteResult
 from citeqa.index.documents import Document
 from citeqa.index.embedding import DEFAULT_BATCH_SIZE, DEFAULT_ENCODER, DEFAULT_MODEL, Embedder
 from citeqa.index.evidence import EvidenceFinder, Passage, Quote
+from citeqa.index.head_ranker import HeadRanker
 from citeqa.index.lexical import LexicalTokenizer
 from citeqa.index.originals import OriginalStore
 from citeqa.index.progress import NO_PROGRESS, Progress, Stage, WriteStopped
@@ -38,10 +39,14 @@ class EngineSettings:
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     quote_lexical_weight: float = 1.0
-    quote_rerank_weight: float = 0.5  # 0 turns the quote-aware re-scoring of the ranking head off
+    # 0 turns the re-scoring of the ranking head off; otherwise the quote score's weight when it is hand-set
+    quote_rerank_weight: float = 0.5
     rerank_depth: int = 20
     write_timeout: float = 60.0  # seconds a write waits for the collection's write lock
     learned_quotes: bool = True  # choose quotes with the learned selector (index/quote_model.json)
+    # Re-score the head with the learned model (index/head_model.json); it reads the selector's probabilities, so it
+    # needs learned_quotes. Off: fused score + quote_rerank_weight * quote score.
+    learned_ranking: bool = True
     encoder: str = DEFAULT_ENCODER  # onnx, onnx-int8 or torch (index/embedding.py)
     models_dir: Path | None = None  # where ONNX exports are cached; None: <home>/models
 
@@ -93,6 +98,7 @@ class Engine:
         self._merging = threading.Lock()
         self._closing = threading.Event()  # a background merge stops at its next step once this is set
         self.selector = QuoteSelector.load() if settings.learned_quotes else None
+        self.head_ranker = HeadRanker.load() if settings.learned_ranking and settings.learned_quotes else None
         # A server merges after each write in a background thread; a command that exits right after its write
         # turns this off and merges in the foreground instead (a daemon thread would be cut short at exit).
         self.background_merges = True
@@ -185,21 +191,20 @@ class Engine:
     ) -> tuple[list[Hit], list[Quote]]:
         """`depth` hits in final order, and the quotes of the first len(quotes) of them.
 
-        In hybrid mode the head of the ranking (`rerank_depth` hits, whatever `depth` is) is re-scored with its
-        best quote's score: a chunk holding one sentence that answers outranks a chunk that is only broadly about
-        the topic. A head hit whose quote is the same sentence as a better hit's (overlapping chunks) is dropped,
-        so the first results are distinct evidence.
+        In hybrid mode the head of the ranking (`rerank_depth` hits, whatever `depth` is) is re-scored with what
+        its quotes found: by the learned head model (index/head_ranker.py), or with learned ranking off by the
+        fused score plus the quote score's weight times the quote score. Either way a chunk holding one sentence
+        that answers outranks a chunk that is only broadly about the topic. A head hit whose quote is the same
+        sentence as a better hit's (overlapping chunks) is dropped, so the first results are distinct evidence.
         """
         mode = mode or self.settings.retrieval.mode
-        snapshot = self.collection.snapshot()
-        vector = self.embedder.embed_query(query) if query_vector is None else query_vector
-        terms = self.tokenizer.tokenize([query])[0]
-        head_size = self.settings.rerank_depth
-        hits = Retriever(snapshot, self.settings.retrieval).search(terms, vector, depth + head_size, mode)
-        weight = self.settings.quote_rerank_weight if mode is SearchMode.HYBRID else 0.0
-        head = hits[:head_size] if weight > 0 else []
-        quotes = self._finder(snapshot).quotes(query, terms, vector, head)
-        rescored = [(replace(h, score=h.score + weight * q.score), q) for h, q in zip(head, quotes, strict=True)]
+        hits, quotes = self.first_pass(query, depth, mode, query_vector)
+        head = hits[: len(quotes)]
+        if self.head_ranker is not None:
+            scores = self.head_ranker.scores(head, quotes).tolist()
+        else:
+            scores = [h.score + self.settings.quote_rerank_weight * q.score for h, q in zip(head, quotes, strict=True)]
+        rescored = [(replace(h, score=s), q) for h, q, s in zip(head, quotes, scores, strict=True)]
         rescored.sort(key=lambda pair: (-pair[0].score, pair[0].row))
         seen: set[tuple[str, int, int]] = set()
         distinct = []
@@ -210,6 +215,20 @@ class Engine:
                 distinct.append((hit, quote))
         ranked = [h for h, _ in distinct] + hits[len(head) :]
         return ranked[:depth], [q for _, q in distinct][:depth]
+
+    def first_pass(
+        self, query: str, depth: int, mode: SearchMode, query_vector: np.ndarray | None = None
+    ) -> tuple[list[Hit], list[Quote]]:
+        """The fused ranking (`depth` + `rerank_depth` hits) and the quotes of its head, the hits `rank` re-scores
+        (none outside hybrid mode, or with re-scoring off). The learned head model is trained on this output."""
+        snapshot = self.collection.snapshot()
+        vector = self.embedder.embed_query(query) if query_vector is None else query_vector
+        terms = self.tokenizer.tokenize([query])[0]
+        head_size = self.settings.rerank_depth
+        hits = Retriever(snapshot, self.settings.retrieval).search(terms, vector, depth + head_size, mode)
+        rescoring = mode is SearchMode.HYBRID and self.settings.quote_rerank_weight > 0
+        head = hits[:head_size] if rescoring else []
+        return hits, self._finder(snapshot).quotes(query, terms, vector, head)
 
     def _finder(self, snapshot: Snapshot) -> EvidenceFinder:
         answer = self.settings.answer
