@@ -51,18 +51,18 @@ class Passage:
 def close_to_best(
     score: np.ndarray | float,
     probability: np.ndarray | float | None,
-    best_score: float,
-    best_probability: float | None,
+    best_score: np.ndarray | float,
+    best_probability: np.ndarray | float | None,
     ratio: float,
     least_probability: float,
 ) -> np.ndarray | bool:
     """Whether a sentence (or each of an array of them) answers nearly as well as the best one: its score (the one
     abstention and re-scoring use) is at least `ratio` of the best's, and the quote selector judges it likely to
     hold an answer (at least `least_probability`), or as likely as the best, when the selector is unsure of the
-    best too (at least `ratio` of its probability)."""
-    close = np.asarray(score) >= ratio * best_score
+    best too (at least `ratio` of its probability). Given arrays, each sentence is compared with its own best."""
+    close = np.asarray(score) >= ratio * np.asarray(best_score)
     if probability is not None and best_probability is not None:
-        close = close & (np.asarray(probability) >= min(least_probability, ratio * best_probability))
+        close = close & (np.asarray(probability) >= np.minimum(least_probability, ratio * np.asarray(best_probability)))
     return close
 
 
@@ -98,18 +98,21 @@ class EvidenceFinder:
         if not hits:
             return []
         snapshot = self.snapshot
-        first, last = snapshot.unit_ranges(np.array([hit.row for hit in hits], dtype=np.int64))
+        rows = np.array([hit.row for hit in hits], dtype=np.int64)
+        first, last = snapshot.unit_ranges(rows)
         units = expand_ranges(first, last)  # every hit's units, one run after another
         sizes = (last - first).tolist()
         ends = np.cumsum(sizes).tolist()
         bounds = list(zip([0, *ends[:-1]], ends, strict=True))  # each hit's run among `units`
+        # Each unit clipped to its hit's chunk, then trimmed of the whitespace the clipping may leave.
+        chunk_spans = np.repeat(snapshot.chunk_spans(rows), sizes, axis=0)
+        clipped = np.clip(snapshot.unit_spans(units), chunk_spans[:, :1], chunk_spans[:, 1:]).tolist()
         spans: list[Span] = []
         texts: list[str] = []
-        unit_spans = snapshot.unit_spans(units).tolist()
         for hit, (begin, end) in zip(hits, bounds, strict=True):
-            chunk, text = hit.chunk, snapshot.document_of(hit.row).text
-            for start, stop in unit_spans[begin:end]:
-                span = trim(text, Span(max(start, chunk.start), min(stop, chunk.end)))
+            text = snapshot.document_of(hit.row).text
+            for start, stop in clipped[begin:end]:
+                span = trim(text, Span(start, stop))
                 spans.append(span)
                 texts.append(text[span.start : span.end])
         vectors = snapshot.unit_vectors(units)
@@ -137,56 +140,73 @@ class EvidenceFinder:
         if speaker is not None:
             for begin, end in bounds:  # a hit's units are consecutive sentences of one document
                 attributed[begin:end] = speaker.attributed(texts[begin:end], terms[begin:end])
-        scored = _Units(spans, texts, scores, cosines, probabilities, attributed)
-        return [self._best_quote(hit, scored, begin, end) for hit, (begin, end) in zip(hits, bounds, strict=True)]
+        return self._choose(hits, bounds, spans, texts, scores, cosines, probabilities, attributed)
 
-    def _best_quote(self, hit: Hit, units: _Units, first: int, last: int) -> Quote:
-        """The quote of one hit, among the scored units [first, last) (its own), with its companions."""
-        if first == last:
-            chunk = hit.chunk
-            return Quote(chunk.start, chunk.end, chunk.text, hit.dense, hit.dense)
-        scores = units.scores[first:last]
-        probabilities = None if units.probabilities is None else units.probabilities[first:last]
+    def _choose(
+        self,
+        hits: list[Hit],
+        bounds: list[tuple[int, int]],
+        spans: list[Span],
+        texts: list[str],
+        scores: np.ndarray,
+        cosines: np.ndarray,
+        probabilities: np.ndarray | None,
+        attributed: np.ndarray,
+    ) -> list[Quote]:
+        """Each hit's quote among its run [begin, end) of the scored units, with its companions. The best unit of
+        every run and which units come close to it are found for all runs at once; only the Quotes are built hit
+        by hit."""
+        n = len(texts)
         chooser = scores if probabilities is None else probabilities
-        best = int(np.argmax(chooser))
-        best_probability = None if probabilities is None else float(probabilities[best])
+        sizes = np.array([end - begin for begin, end in bounds], dtype=np.int64)
+        run = np.repeat(np.arange(len(bounds)), sizes)  # which hit each unit belongs to
+        # The first unit of highest `chooser` in each run (np.argmax's choice): runs in order, best first, ties by position.
+        order = np.lexsort((np.arange(n), -chooser, run))
+        starts = np.array([begin for begin, _ in bounds], dtype=np.int64)
+        has_units = sizes > 0
+        best = np.zeros(len(bounds), dtype=np.int64)
+        best[has_units] = order[starts[has_units]]
+        best_of_unit = np.repeat(best, sizes)
         close = close_to_best(
-            scores, probabilities, float(scores[best]), best_probability, self.companion_ratio, self.companion_probability
+            scores,
+            probabilities,
+            scores[best_of_unit],
+            None if probabilities is None else probabilities[best_of_unit],
+            self.companion_ratio,
+            self.companion_probability,
         )
-        attributed = units.attributed[first:last]
-        if attributed[best]:  # the best states what the asked-about speaker said: so does each of their statements
-            close = close | attributed
-        spans = units.spans[first:last]
+        # A best that states what the asked-about speaker said brings each of their statements along.
+        close = close | (attributed & attributed[best_of_unit])
+        close[best_of_unit] = False  # the best is the quote itself, not its companion
+        close_units = np.flatnonzero(close)
+        close_bounds = np.searchsorted(close_units, [starts, starts + sizes]).tolist()
+        probability_of = (lambda i: None) if probabilities is None else (lambda i: float(probabilities[i]))
 
         def quote(i: int, companions: tuple[Quote, ...] = ()) -> Quote:
-            probability = None if probabilities is None else float(probabilities[i])
-            j = first + i
+            span = spans[i]
             return Quote(
-                spans[i].start,
-                spans[i].end,
-                units.texts[j],
+                span.start,
+                span.end,
+                texts[i],
                 float(scores[i]),
-                float(units.cosines[j]),
+                float(cosines[i]),
                 companions,
-                probability,
+                probability_of(i),
                 bool(attributed[i]),
             )
 
-        companions = tuple(
-            quote(i)
-            for i in sorted(np.flatnonzero(close).tolist(), key=lambda i: spans[i].start)
-            if i != best and (spans[i].end <= spans[best].start or spans[best].end <= spans[i].start)  # other words
-        )
-        return quote(best, companions)
-
-
-@dataclass(frozen=True)
-class _Units:
-    """The candidate units of a list of hits, scored together; each hit owns a run of them."""
-
-    spans: list[Span]  # each clipped to its hit's chunk and trimmed
-    texts: list[str]
-    scores: np.ndarray  # cosine + lexical weight * overlap
-    cosines: np.ndarray
-    probabilities: np.ndarray | None  # the selector's, when there is one
-    attributed: np.ndarray  # bool: states what the question's speaker said (all False for other questions)
+        quotes = []
+        for k, hit in enumerate(hits):
+            if not sizes[k]:
+                chunk = hit.chunk
+                quotes.append(Quote(chunk.start, chunk.end, chunk.text, hit.dense, hit.dense))
+                continue
+            chosen = spans[int(best[k])]
+            others = close_units[close_bounds[0][k] : close_bounds[1][k]].tolist()
+            companions = tuple(
+                quote(i)
+                for i in sorted(others, key=lambda i: spans[i].start)
+                if spans[i].end <= chosen.start or chosen.end <= spans[i].start  # other words
+            )
+            quotes.append(quote(int(best[k]), companions))
+        return quotes

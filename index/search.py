@@ -10,7 +10,7 @@ import numpy as np
 
 from citeqa.index.chunking import Chunk
 from citeqa.index.segment import expand_ranges
-from citeqa.index.snapshot import DenseQuery, LexicalQuery, Snapshot
+from citeqa.index.snapshot import DenseQuery, LexicalQuery, Snapshot, sorted_union
 from citeqa.index.snapshot import top_rows as _top
 
 
@@ -135,8 +135,8 @@ class Retriever:
         """Sorted unique rows the dense side ranks: the nearest chunks and the chunks of the nearest sentences."""
         pool = dense.nearest_chunks(count)
         if self.settings.sentence_weight > 0:
-            pool = np.union1d(pool, dense.chunks_of_nearest_units(count))
-        return np.unique(pool)
+            return sorted_union(pool, dense.chunks_of_nearest_units(count))
+        return sorted_union(pool)
 
     def search(self, terms: list[str], vector: np.ndarray, top_k: int, mode: SearchMode) -> list[Hit]:
         if self.snapshot.live_chunks == 0:
@@ -167,7 +167,7 @@ class Retriever:
         candidates = self.settings.candidates
         dense_query = self.snapshot.dense_query(vector)
         pool = self._dense_pool(dense_query, candidates)
-        rows = np.union1d(pool, lexical_ranked)
+        rows = sorted_union(pool, lexical_ranked)
         # Once, for every candidate, whichever side found it: a chunk's dense score mixes its own cosine with its
         # best evidence unit's.
         chunk_cosines, unit_cosines = self.dense_sides(rows, dense_query)

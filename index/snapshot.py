@@ -42,6 +42,13 @@ def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
     return top[np.argsort(-scores[top], kind="stable")]
 
 
+def sorted_union(*arrays: np.ndarray) -> np.ndarray:
+    """The distinct values of the arrays, ascending (np.union1d / np.unique of their concatenation). A sort is used:
+    np.unique's hashing path costs about five times as much on the few hundred rows a query handles."""
+    values = np.sort(np.concatenate(arrays)) if arrays else np.zeros(0, dtype=np.int64)
+    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
+
+
 IDF_CACHED_TERMS = 100_000  # terms whose IDF a snapshot keeps (about 100 bytes each)
 
 
@@ -116,6 +123,13 @@ class Snapshot:
             bounds = self.segments[s].reader.chunks[local, 4:6] + self.unit_offsets[s]
             first[positions], last[positions] = bounds[:, 0], bounds[:, 1]
         return first, last
+
+    def chunk_spans(self, rows: np.ndarray) -> np.ndarray:
+        """(n, 2) int64: start and end of each chunk row in its document's text."""
+        out = np.zeros((len(rows), 2), dtype=np.int64)
+        for s, positions, local in self._split(rows, self.offsets):
+            out[positions] = self.segments[s].reader.chunks[local, 2:4]
+        return out
 
     def unit_spans(self, unit_rows: np.ndarray) -> np.ndarray:
         """(n, 2) int64: start and end of each unit in its document's text."""
@@ -313,7 +327,7 @@ class DenseQuery:
         for s in np.unique(segments[best]).tolist():
             bounds = self.snapshot.segments[s].reader.units[units[best][segments[best] == s], 3:5] + self.snapshot.offsets[s]
             chunk_rows.append(expand_ranges(bounds[:, 0], bounds[:, 1]))
-        return np.unique(np.concatenate(chunk_rows)) if chunk_rows else np.zeros(0, dtype=np.int64)
+        return sorted_union(*chunk_rows)
 
 
 # Below this many postings in all, a query's terms are scored exhaustively; above it, terms that cannot lift a chunk
@@ -375,7 +389,7 @@ class LexicalQuery:
             seen += len(term.rows)
             if seen >= count:
                 break
-        seed_rows = np.unique(np.concatenate(seed))
+        seed_rows = sorted_union(*seed)
         if len(seed_rows) < count:
             return self._accumulate(self.postings)
         floor = float(np.partition(self.scores_of(seed_rows), len(seed_rows) - count)[len(seed_rows) - count])

@@ -19,7 +19,9 @@ from citeqa.index.quote_selector import (
     CandidateUnits,
     QuestionInput,
     QuoteSelector,
+    TermMatches,
     quote_features,
+    term_stats,
 )
 from citeqa.index.spans import Span, evidence_units, trim
 from tests.conftest import SEED_ID, SEEDS
@@ -193,3 +195,16 @@ def test_many_chunks_scored_in_one_call_get_the_rows_they_get_one_at_a_time(seed
     assert not np.allclose(quote_features(question, replace(together, groups=())), alone)
     with pytest.raises(ValueError, match="add up"):
         quote_features(question, replace(together, groups=[1]))
+
+
+def test_term_matches_count_each_question_term_in_each_unit() -> None:
+    units = [("shoygu", "alleg", "shoygu", "west"), (), ("kyiv",), ("west", "troop", "west", "west")]
+    weights = {"shoygu": 2.0, "west": 0.5, "absent": 3.0}
+    matches = TermMatches.of(weights, [term_stats(u) for u in units])
+    assert matches.terms == ("shoygu", "west", "absent")
+    assert matches.counts.tolist() == [[2, 1, 0], [0, 0, 0], [0, 0, 0], [0, 3, 0]]
+    assert matches.shares().tolist() == [2.5 / 5.5, 0.0, 0.0, 0.5 / 5.5]
+    present = matches.present_in([frozenset(), frozenset({"absent", "kyiv"}), frozenset({"shoygu", "west"}), frozenset()])
+    assert present.tolist() == [[False, False, False], [False, False, True], [True, True, False], [False, False, False]]
+    assert TermMatches.of({}, [term_stats(u) for u in units]).counts.shape == (4, 0)
+    assert TermMatches.of(weights, []).counts.shape == (0, 3)

@@ -9,6 +9,7 @@ from citeqa.index.answering import MIN_RELEVANCE
 from citeqa.index.engine import Engine
 from citeqa.index.lexical import LexicalSettings, LexicalTokenizer
 from citeqa.index.search import FusionMethod, RetrievalSettings, SearchMode, fuse
+from citeqa.index.snapshot import sorted_union
 from citeqa.settings import Settings
 from tests.conftest import SEED_ID
 
@@ -192,3 +193,11 @@ def test_the_abstention_threshold_follows_the_kind_of_sentence_vectors(monkeypat
     assert Settings(unit_vectors="pooled").engine_settings().answer.min_relevance == MIN_RELEVANCE["pooled"] == 0.35
     assert Settings(unit_vectors="pooled", min_relevance=0.5).engine_settings().answer.min_relevance == 0.5
     assert Settings(min_relevance=0.0).engine_settings().answer.min_relevance == 0.0
+
+
+def test_sorted_union_is_numpys_union() -> None:
+    rng = np.random.default_rng(7)
+    parts = [rng.integers(0, 50, size) for size in (0, 1, 30, 300)]
+    assert np.array_equal(sorted_union(*parts), np.unique(np.concatenate(parts)))
+    assert np.array_equal(sorted_union(parts[2], parts[3]), np.union1d(parts[2], parts[3]))
+    assert len(sorted_union()) == 0 and len(sorted_union(parts[0])) == 0
