@@ -13,14 +13,13 @@ one question to the next, and a gap compares within the question, which is all a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from citeqa.index.evidence import Quote
+from citeqa.index.model_files import check_model, read_model
 from citeqa.index.search import Hit
 
 MODEL_FILE = "head_model.json"
@@ -59,23 +58,14 @@ class HeadRanker:
     """Scores head hits with the shipped linear model; a higher score ranks first."""
 
     def __init__(self, model: Mapping[str, object]) -> None:
-        if model.get("format") != MODEL_FORMAT:
-            raise ValueError(f"head model format {model.get('format')!r}, expected {MODEL_FORMAT}")
-        names = tuple(model["feature_names"])  # type: ignore[arg-type]
-        if names != FEATURE_NAMES:
-            # A model fitted on other columns would rank silently wrong; refuse it instead.
-            raise ValueError(f"head model features {names} differ from the code's {FEATURE_NAMES}; retrain it")
+        check_model(model, "head", MODEL_FORMAT, FEATURE_NAMES)
         self.model = dict(model)
         self.coefficients = np.asarray(model["coefficients"], dtype=np.float64)
 
     @classmethod
     def load(cls, path: Path | None = None) -> HeadRanker:
         """The model shipped in the package, or the JSON file at `path`."""
-        if path is None:
-            text = resources.files("citeqa.index").joinpath(MODEL_FILE).read_text(encoding="utf-8")
-        else:
-            text = Path(path).read_text(encoding="utf-8")
-        return cls(json.loads(text))
+        return cls(read_model(MODEL_FILE, path))
 
     def scores(self, hits: Sequence[Hit], quotes: Sequence[Quote]) -> np.ndarray:
         return head_features(hits, quotes) @ self.coefficients

@@ -17,7 +17,6 @@ afresh (eval/calibrate.py), not carried over from the cosine + overlap score.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter
@@ -25,11 +24,12 @@ from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from importlib import resources
 from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
+
+from citeqa.index.model_files import check_model, read_model
 
 MODEL_FILE = "quote_model.json"
 MODEL_FORMAT = 1
@@ -333,12 +333,7 @@ class QuoteSelector:
     """Scores candidate units with the shipped logistic model: P(unit holds the answer), in (0, 1)."""
 
     def __init__(self, model: Mapping[str, object]) -> None:
-        if model.get("format") != MODEL_FORMAT:
-            raise ValueError(f"quote model format {model.get('format')!r}, expected {MODEL_FORMAT}")
-        names = tuple(model["feature_names"])  # type: ignore[arg-type]
-        if names != FEATURE_NAMES:
-            # A model fitted on other columns would score silently wrong; refuse it instead.
-            raise ValueError(f"quote model features {names} differ from the code's {FEATURE_NAMES}; retrain it")
+        check_model(model, "quote", MODEL_FORMAT, FEATURE_NAMES)
         self.model = dict(model)
         self.mean = np.asarray(model["mean"], dtype=np.float64)
         self.scale = np.asarray(model["scale"], dtype=np.float64)
@@ -348,11 +343,7 @@ class QuoteSelector:
     @classmethod
     def load(cls, path: Path | None = None) -> QuoteSelector:
         """The model shipped in the package, or the JSON file at `path`."""
-        if path is None:
-            text = resources.files("citeqa.index").joinpath(MODEL_FILE).read_text(encoding="utf-8")
-        else:
-            text = Path(path).read_text(encoding="utf-8")
-        return cls(json.loads(text))
+        return cls(read_model(MODEL_FILE, path))
 
     @cached_property
     def weights(self) -> dict[str, float]:

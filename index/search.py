@@ -80,10 +80,12 @@ def fuse(
     dense_ranked: np.ndarray,
     lexical_ranked: np.ndarray,
     settings: RetrievalSettings,
+    shares: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Fused scores for `rows` (sorted candidate rows; `dense`/`lexical` are their component scores).
 
-    `dense_ranked`/`lexical_ranked` are each retriever's own ranked candidate list (subsets of rows).
+    `dense_ranked`/`lexical_ranked` are each retriever's own ranked candidate list (subsets of rows). `shares`, when
+    the caller has them, are `normalised(rows, dense, lexical, dense_ranked)`, not computed again.
     """
     weight = settings.dense_weight
     if settings.fusion is FusionMethod.RRF:
@@ -92,7 +94,7 @@ def fuse(
             positions = np.searchsorted(rows, ranked)
             fused[positions] += side_weight / (settings.rrf_k + np.arange(1, len(ranked) + 1))
         return fused
-    dense_norm, lexical_norm = normalised(rows, dense, lexical, dense_ranked)
+    dense_norm, lexical_norm = shares if shares is not None else normalised(rows, dense, lexical, dense_ranked)
     return weight * dense_norm + (1.0 - weight) * lexical_norm
 
 
@@ -181,7 +183,7 @@ class Retriever:
         elif mode is SearchMode.LEXICAL:
             scores = np.where(np.isin(rows, lexical_ranked), lexical, -np.inf)
         else:
-            scores = fuse(rows, dense, lexical, dense_ranked, lexical_ranked, self.settings)
+            scores = fuse(rows, dense, lexical, dense_ranked, lexical_ranked, self.settings, (dense_share, lexical_share))
         order = np.lexsort((rows, -scores))
         order = order[np.isfinite(scores[order])][:top_k].tolist()
         return [
