@@ -15,10 +15,8 @@ from pathlib import Path
 import pytest
 
 from citeqa.eval.beir import BeirDataset, load_beir
-from citeqa.eval.runner import MODES, evaluate_beir
-from citeqa.index.builder import sync_collection
+from citeqa.eval.runner import MODES, cached_engine, evaluate_beir
 from citeqa.index.embedding import Embedder
-from citeqa.index.engine import Engine
 from citeqa.settings import Settings
 
 pytestmark = pytest.mark.public_data
@@ -44,10 +42,9 @@ def public_dataset(name: str) -> BeirDataset:
 @pytest.fixture(scope="module", params=DATASETS)
 def report(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> dict:
     dataset = public_dataset(request.param)
-    settings = Settings().engine_settings()
-    index_dir = tmp_path_factory.mktemp(request.param) / "index"
-    sync_collection(index_dir, dataset.documents(), "", embedder, settings.index)
-    engine = Engine.open(index_dir, settings, embedder)
+    # A fresh, empty cache folder: the index is built from scratch, the way `citeqa eval` builds its own.
+    cache = tmp_path_factory.mktemp(request.param)
+    engine = cached_engine(dataset.name, dataset.documents(), Settings().engine_settings(), cache, embedder=embedder)
     try:
         return evaluate_beir(engine, dataset, MODES, show_progress=False)
     finally:
