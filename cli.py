@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from citeqa import __version__
-from citeqa.index.collection import WriterBusyError
-from citeqa.index.documents import DocumentError
-from citeqa.index.manifest import IndexMismatchError, IndexMissingError
-from citeqa.index.search import SearchMode
+from citeqa.index.ranking.search import SearchMode
+from citeqa.index.storage.collection import WriterBusyError
+from citeqa.index.storage.manifest import IndexMismatchError, IndexMissingError
+from citeqa.index.text.documents import DocumentError
 from citeqa.service.keys import KeyConfigError
 from citeqa.settings import Settings
 
@@ -57,10 +57,10 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_add(args: argparse.Namespace) -> int:
     """Add or replace files in the collection, in one commit; each file's id is its name."""
     from citeqa.console import TerminalProgress
-    from citeqa.index.documents import check_document_id
-    from citeqa.index.embedding import Embedder
     from citeqa.index.engine import Engine
-    from citeqa.index.ingest import IncomingFile, ingest_files
+    from citeqa.index.models.embedding import Embedder
+    from citeqa.index.text.documents import check_document_id
+    from citeqa.index.writing.ingest import IncomingFile, ingest_files
 
     settings = _settings(args)
     assert settings.index_dir is not None  # Settings puts it in the data home when unset

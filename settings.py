@@ -9,15 +9,15 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from citeqa.home import bundled, default_home
-from citeqa.index.answering import MIN_RELEVANCE, AnswerSettings
-from citeqa.index.builder import IndexSettings
-from citeqa.index.chunking import ChunkerSettings
-from citeqa.index.claims import ClaimSettings, UnsupportedAction
-from citeqa.index.embedding import DEFAULT_BATCH_SIZE, DEFAULT_ENCODER, DEFAULT_MODEL, EncoderName
+from citeqa.index.answering.claims import ClaimSettings, UnsupportedAction
+from citeqa.index.answering.compose import MIN_RELEVANCE, AnswerSettings
 from citeqa.index.engine import EngineSettings
-from citeqa.index.lexical import LexicalSettings
-from citeqa.index.parsed import MIB, ParseLimits
-from citeqa.index.search import FusionMethod, RetrievalSettings, SearchMode
+from citeqa.index.models.embedding import DEFAULT_BATCH_SIZE, DEFAULT_ENCODER, DEFAULT_MODEL, EncoderName
+from citeqa.index.parsing.parsed import MIB, ParseLimits
+from citeqa.index.ranking.search import FusionMethod, RetrievalSettings, SearchMode
+from citeqa.index.text.chunking import ChunkerSettings
+from citeqa.index.text.lexical import LexicalSettings
+from citeqa.index.writing.builder import IndexSettings
 from citeqa.service.limits import (
     DEFAULT_MAX_CHAT_CHARS,
     DEFAULT_MAX_CHAT_MESSAGES,
@@ -97,7 +97,7 @@ class Settings(BaseSettings):
         ClaimSettings.unsupported, description="a sentence no passage supports: flag (supported=false) or drop"
     )
 
-    # Documents in: files parsed, uploads and upload jobs (index/ingest.py, service/uploads.py, service/jobs.py).
+    # Documents in: files parsed, uploads and upload jobs (index/writing/ingest.py, service/uploads.py, service/jobs.py).
     max_upload_file_bytes: int = Field(50 * MIB, ge=1, description="largest file in an upload (and in a folder), bytes")
     max_upload_bytes: int = Field(200 * MIB, ge=1, description="largest multipart upload request, bytes")
     max_upload_files: int = Field(100, ge=1, description="most files in one upload request")

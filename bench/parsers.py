@@ -20,9 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from statistics import median
 
-from citeqa.index.normalize import normalize_text
-from citeqa.index.parsed import ParseLimits
-from citeqa.index.parsers import parse_document
+from citeqa.index.parsing.dispatch import parse_document
+from citeqa.index.parsing.parsed import ParseLimits
+from citeqa.index.text.normalize import normalize_text
 from tests import files
 
 RUST_BOOK = Path.home() / ".rustup/toolchains/stable-x86_64-unknown-linux-gnu/share/doc/rust/html/book"

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from citeqa.index.documents import Document, make_document
+from citeqa.index.text.documents import Document, make_document
 
 
 @dataclass

@@ -30,8 +30,8 @@ from pathlib import Path
 import httpx
 
 from citeqa.eval.beir import load_beir
-from citeqa.index.builder import sync_collection
 from citeqa.index.engine import Engine
+from citeqa.index.writing.builder import sync_collection
 from citeqa.settings import Settings
 
 

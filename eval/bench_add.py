@@ -26,7 +26,7 @@ import httpx
 from citeqa.eval.beir import load_beir
 from citeqa.eval.bench import Server, percentile
 from citeqa.eval.runner import cached_engine, default_cache_dir
-from citeqa.index.documents import load_corpus
+from citeqa.index.writing.ingest import load_folder
 from citeqa.settings import Settings
 
 WORDS = ["amber", "basalt", "cobalt", "dune", "ember", "fjord", "garnet", "heath", "indigo", "jasper", "kelp", "lagoon"]
@@ -99,7 +99,7 @@ def main() -> None:
     cache = default_cache_dir()
     dataset = load_beir(args.dataset)
     sources = {
-        "seed": cached_engine("bench-add-seed", load_corpus(settings.corpus_dir).documents, engine_settings, cache),
+        "seed": cached_engine("bench-add-seed", load_folder(settings.corpus_dir).documents, engine_settings, cache),
         dataset.name: cached_engine(dataset.name, dataset.documents(), engine_settings, cache, show_progress=True),
     }
     results = {}

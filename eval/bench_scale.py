@@ -27,15 +27,15 @@ import numpy as np
 
 from citeqa.eval.bench import percentile
 from citeqa.eval.embedding_cache import CachedEmbedder
-from citeqa.index.builder import IndexSettings, Preparer, passage_text
-from citeqa.index.chunking import Chunk
-from citeqa.index.collection import Collection
-from citeqa.index.documents import make_document
-from citeqa.index.embedding import DEFAULT_MODEL, Embedder
 from citeqa.index.engine import Engine, EngineSettings
-from citeqa.index.search import Retriever
-from citeqa.index.segment import PreparedDocument
-from citeqa.index.spans import Span, sentence_spans
+from citeqa.index.models.embedding import DEFAULT_MODEL, Embedder
+from citeqa.index.ranking.search import Retriever
+from citeqa.index.storage.collection import Collection
+from citeqa.index.storage.segment import PreparedDocument
+from citeqa.index.text.chunking import Chunk
+from citeqa.index.text.documents import make_document
+from citeqa.index.text.spans import Span, sentence_spans
+from citeqa.index.writing.builder import IndexSettings, Preparer, passage_text
 
 
 def load_sentences(data: Path, limit: int) -> list[str]:
@@ -93,9 +93,9 @@ def cold_start(folder: Path, query_vector: np.ndarray) -> tuple[float, float, fl
     script = (
         "import sys, time, numpy as np\n"
         "t = time.perf_counter()\n"
-        "from citeqa.index.collection import Collection\n"
-        "from citeqa.index.manifest import Manifest\n"
-        "from citeqa.index.search import Retriever, RetrievalSettings, SearchMode\n"
+        "from citeqa.index.storage.collection import Collection\n"
+        "from citeqa.index.storage.manifest import Manifest\n"
+        "from citeqa.index.ranking.search import Retriever, RetrievalSettings, SearchMode\n"
         "from pathlib import Path\n"
         f"folder = Path({str(folder)!r})\n"
         "c = Collection(folder, Manifest.read(folder / 'manifest.json'))\n"

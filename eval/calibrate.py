@@ -19,8 +19,8 @@ import numpy as np
 from citeqa.eval.beir import load_beir
 from citeqa.eval.gold import load_gold, load_unanswerable
 from citeqa.eval.runner import cached_engine, default_cache_dir
-from citeqa.index.documents import load_corpus
 from citeqa.index.engine import Engine
+from citeqa.index.writing.ingest import load_folder
 from citeqa.settings import Settings
 
 SIGNALS = {
@@ -106,7 +106,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     engine_settings = settings.engine_settings()
-    documents = load_corpus(settings.corpus_dir).documents
+    documents = load_folder(settings.corpus_dir).documents
     engine = cached_engine(f"gold-{settings.corpus_dir.name}", documents, engine_settings, default_cache_dir())
     gold = load_gold()
     unanswerable = [q.question for q in gold if not q.answerable] + load_unanswerable("seed")

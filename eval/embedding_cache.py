@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from citeqa.index.embedding import DEFAULT_BATCH_SIZE, Embedder
+from citeqa.index.models.embedding import DEFAULT_BATCH_SIZE, Embedder
 
 
 def _key(text: str) -> str:

@@ -29,10 +29,10 @@ import numpy as np
 from citeqa.eval.beir import load_beir
 from citeqa.eval.bench import memory_mib, percentile, wait_ready
 from citeqa.home import bundled
-from citeqa.index.builder import IndexSettings, sync_collection
-from citeqa.index.documents import load_corpus
-from citeqa.index.embedding import ENCODERS, Embedder
-from citeqa.index.spans import evidence_units
+from citeqa.index.models.embedding import ENCODERS, Embedder
+from citeqa.index.text.spans import evidence_units
+from citeqa.index.writing.builder import IndexSettings, sync_collection
+from citeqa.index.writing.ingest import load_folder
 
 
 def bulk_texts(dataset_dir: Path, count: int) -> list[str]:
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     if args.serve:
-        report = load_corpus(bundled("seeds"))
+        report = load_folder(bundled("seeds"))
         for name, embedder in embedders.items():
             sync_collection(home / f"index-{name}", report.documents, report.origin, embedder, IndexSettings())
         # The servers read the ONNX export from <CITEQA_HOME>/models: point that at the cache used above.

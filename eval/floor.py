@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from citeqa.eval.beir import load_beir
-from citeqa.index.embedding import DEFAULT_MODEL, resolve_model_path
+from citeqa.index.models.embedding import DEFAULT_MODEL, resolve_model_path
 
 INDEX_FILE = "passages.faiss"
 TEXTS_FILE = "passages.jsonl"

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from citeqa.index.documents import Document
+from citeqa.index.text.documents import Document
 
 GOLD_PATH = Path(__file__).resolve().parent / "gold.jsonl"
 UNANSWERABLE_PATH = Path(__file__).resolve().parent / "unanswerable.jsonl"

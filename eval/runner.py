@@ -20,12 +20,13 @@ from citeqa.eval.beir import BeirDataset, load_beir
 from citeqa.eval.embedding_cache import CachedEmbedder
 from citeqa.eval.gold import GOLD_PATH, GoldQuestion, check_gold, load_gold
 from citeqa.eval.metrics import hit_at_k, mean, mrr_at_k, ndcg_at_k, recall_at_k
-from citeqa.index.builder import sync_collection
-from citeqa.index.documents import Document, load_corpus
-from citeqa.index.embedding import Embedder
 from citeqa.index.engine import Engine, EngineSettings
-from citeqa.index.evidence import Passage
-from citeqa.index.search import Hit, SearchMode
+from citeqa.index.models.embedding import Embedder
+from citeqa.index.ranking.evidence import Passage
+from citeqa.index.ranking.search import Hit, SearchMode
+from citeqa.index.text.documents import Document
+from citeqa.index.writing.builder import sync_collection
+from citeqa.index.writing.ingest import load_folder
 
 MODES = (SearchMode.LEXICAL, SearchMode.DENSE, SearchMode.HYBRID)
 
@@ -246,7 +247,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         title = f"{dataset.name}: {report['queries']} queries, {report['documents']} documents, {report['chunks']} chunks"
     else:
         corpus = args.corpus or settings.corpus_dir
-        loaded = load_corpus(corpus)
+        loaded = load_folder(corpus)
         engine = cached_engine(f"gold-{Path(corpus).name}", loaded.documents, engine_settings, args.cache_dir, show_progress=True)
         gold = evaluate_gold(engine, load_gold(args.gold))
         report = {"dataset": f"gold set {args.gold.name} over {corpus}", **gold}

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from citeqa.eval.beir import load_beir
 from citeqa.eval.runner import cached_engine, default_cache_dir, evaluate_beir
-from citeqa.index.builder import IndexSettings
-from citeqa.index.chunking import ChunkerSettings
 from citeqa.index.engine import Engine, EngineSettings
-from citeqa.index.search import FusionMethod, RetrievalSettings, SearchMode
+from citeqa.index.ranking.search import FusionMethod, RetrievalSettings, SearchMode
+from citeqa.index.text.chunking import ChunkerSettings
+from citeqa.index.writing.builder import IndexSettings
 
 
 def _with_bm25(engine: Engine, k1: float, b: float) -> None:

@@ -1,4 +1,4 @@
-"""Fit the quote selector (index/quote_selector.py) on SQuAD and write index/quote_model.json.
+"""Fit the quote selector (index/ranking/quote_selector.py) on SQuAD and write index/models/quote_model.json.
 
     python -m citeqa.eval.train_quote_selector --dataset ../shared/data/squad-dev-a
 
@@ -45,11 +45,8 @@ from citeqa.eval.beir import load_beir
 from citeqa.eval.embedding_cache import CachedEmbedder
 from citeqa.eval.gold import load_gold
 from citeqa.home import bundled
-from citeqa.index.chunking import ChunkerSettings, split_document
-from citeqa.index.documents import Document, load_corpus
-from citeqa.index.embedding import DEFAULT_MODEL
-from citeqa.index.lexical import LexicalSettings, LexicalTokenizer
-from citeqa.index.quote_selector import (
+from citeqa.index.models.embedding import DEFAULT_MODEL
+from citeqa.index.ranking.quote_selector import (
     BM25_B,
     BM25_K1,
     FEATURE_NAMES,
@@ -61,9 +58,13 @@ from citeqa.index.quote_selector import (
     QuoteSelector,
     quote_features,
 )
-from citeqa.index.spans import Span, evidence_units, trim
+from citeqa.index.text.chunking import ChunkerSettings, split_document
+from citeqa.index.text.documents import Document
+from citeqa.index.text.lexical import LexicalSettings, LexicalTokenizer
+from citeqa.index.text.spans import Span, evidence_units, trim
+from citeqa.index.writing.ingest import load_folder
 
-MODEL_PATH = Path(__file__).resolve().parent.parent / "index" / MODEL_FILE
+MODEL_PATH = Path(__file__).resolve().parent.parent / "index" / "models" / MODEL_FILE
 HEURISTIC_LEXICAL_WEIGHT = 1.0  # today's quote score: cosine + 1.0 × overlap (EngineSettings.quote_lexical_weight)
 FOLDS = 5
 C = 1.0  # inverse L2 strength; C = 0.01 moved cross-validated top-1 by about 0.1 point (17 features, 72,000 rows)
@@ -120,7 +121,7 @@ class Corpus:
         return QuestionInput.build(text, vector, self.tokenizer.tokenize, self.lexical.idf)
 
     def candidates(self, doc_id: str, window: Span | None = None) -> tuple[CandidateUnits, list[Span]]:
-        """The units of a document (or those overlapping `window`, clipped to it, as index/evidence.py does)."""
+        """The units of a document (or those overlapping `window`, clipped to it, as index/ranking/evidence.py does)."""
         document, rows = self.documents[doc_id], self.unit_rows[doc_id]
         picked, spans = [], []
         for k, unit in enumerate(self.units[doc_id]):
@@ -144,7 +145,7 @@ class Corpus:
         return CandidateUnits(texts, terms, self.vectors[rows[picked]], previous, previous_terms), spans
 
     def today(self, text: str, vector: np.ndarray, candidates: CandidateUnits) -> np.ndarray:
-        """Today's quote score (index/evidence.py): cosine + 1.0 × the IDF-weighted share of the question's
+        """Today's quote score (index/ranking/evidence.py): cosine + 1.0 × the IDF-weighted share of the question's
         stemmed terms in the unit, with every term the tokenizer keeps (question words included)."""
         weights = self.lexical.idf(set(self.tokenizer.tokenize([text])[0]))
         total = sum(weights.values())
@@ -307,7 +308,7 @@ def cross_validate(groups: list[Group], titles: list[str], boosting: bool = Fals
 def gold_set_figures(selector: QuoteSelector, embedder: CachedEmbedder) -> dict[str, object]:
     """Quote accuracy on the seed gold set (never trained on), heuristic vs learned, and how well the best unit's
     score over all chunks separates answerable from unanswerable questions (the abstention signal)."""
-    documents = load_corpus(bundled("seeds")).documents
+    documents = load_folder(bundled("seeds")).documents
     corpus = Corpus.build(documents, embedder)
     questions = load_gold()
     vectors = embedder.embed([q.question for q in questions])

@@ -1,4 +1,4 @@
-"""Fit the learned head ranking (index/head_model.json) on SciFact's train split and squad-dev-a.
+"""Fit the learned head ranking (index/models/head_model.json) on SciFact's train split and squad-dev-a.
 
 Every training question goes through the served engine's first pass (`Engine.first_pass`: fusion, then the
 head's quotes), so the model learns from exactly the rows it will score. Within each question, every pair of a
@@ -27,11 +27,11 @@ from citeqa.eval.metrics import mean, ndcg_at_k
 from citeqa.eval.runner import BEIR_CHUNK_DEPTH, cached_engine, default_cache_dir
 from citeqa.eval.train_quote_selector import rounded, sha256_of, versions
 from citeqa.index.engine import Engine
-from citeqa.index.head_ranker import FEATURE_NAMES, MODEL_FORMAT, head_features
-from citeqa.index.search import SearchMode
+from citeqa.index.ranking.head_ranker import FEATURE_NAMES, MODEL_FORMAT, head_features
+from citeqa.index.ranking.search import SearchMode
 from citeqa.settings import Settings
 
-MODEL_PATH = Path(__file__).resolve().parent.parent / "index" / "head_model.json"
+MODEL_PATH = Path(__file__).resolve().parent.parent / "index" / "models" / "head_model.json"
 FOLDS = 5
 C = 1.0  # tens of thousands of pairs for six coefficients: regularisation barely matters (1.0 is sklearn's default)
 

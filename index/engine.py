@@ -14,20 +14,20 @@ from pathlib import Path
 
 import numpy as np
 
-from citeqa.index.answering import AnswerSettings, ComposedAnswer, compose_answer
-from citeqa.index.builder import IndexSettings, Preparer
-from citeqa.index.chunking import Chunk
-from citeqa.index.collection import Collection, WriteResult
-from citeqa.index.documents import Document
-from citeqa.index.embedding import DEFAULT_BATCH_SIZE, DEFAULT_ENCODER, DEFAULT_MODEL, Embedder
-from citeqa.index.evidence import EvidenceFinder, Passage, Quote
-from citeqa.index.head_ranker import HeadRanker
-from citeqa.index.lexical import LexicalTokenizer
-from citeqa.index.originals import OriginalStore
+from citeqa.index.answering.compose import AnswerSettings, ComposedAnswer, compose_answer
+from citeqa.index.models.embedding import DEFAULT_BATCH_SIZE, DEFAULT_ENCODER, DEFAULT_MODEL, Embedder
 from citeqa.index.progress import NO_PROGRESS, Progress, Stage, WriteStopped
-from citeqa.index.quote_selector import QuoteSelector
-from citeqa.index.search import Hit, RetrievalSettings, Retriever, SearchMode
-from citeqa.index.snapshot import Snapshot
+from citeqa.index.ranking.evidence import EvidenceFinder, Passage, Quote
+from citeqa.index.ranking.head_ranker import HeadRanker
+from citeqa.index.ranking.quote_selector import QuoteSelector
+from citeqa.index.ranking.search import Hit, RetrievalSettings, Retriever, SearchMode
+from citeqa.index.storage.collection import Collection, WriteResult
+from citeqa.index.storage.originals import OriginalStore
+from citeqa.index.storage.snapshot import Snapshot
+from citeqa.index.text.chunking import Chunk
+from citeqa.index.text.documents import Document
+from citeqa.index.text.lexical import LexicalTokenizer
+from citeqa.index.writing.builder import IndexSettings, Preparer
 
 log = logging.getLogger("citeqa.engine")
 
@@ -43,11 +43,11 @@ class EngineSettings:
     quote_rerank_weight: float = 0.5
     rerank_depth: int = 20
     write_timeout: float = 60.0  # seconds a write waits for the collection's write lock
-    learned_quotes: bool = True  # choose quotes with the learned selector (index/quote_model.json)
-    # Re-score the head with the learned model (index/head_model.json); it reads the selector's probabilities, so it
+    learned_quotes: bool = True  # choose quotes with the learned selector (index/models/quote_model.json)
+    # Re-score the head with the learned model (index/models/head_model.json); it reads the selector's probabilities, so it
     # needs learned_quotes. Off: fused score + quote_rerank_weight * quote score.
     learned_ranking: bool = True
-    encoder: str = DEFAULT_ENCODER  # onnx, onnx-int8 or torch (index/embedding.py)
+    encoder: str = DEFAULT_ENCODER  # onnx, onnx-int8 or torch (index/models/embedding.py)
     models_dir: Path | None = None  # where ONNX exports are cached; None: <home>/models
 
     def embedder(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Embedder:
@@ -192,7 +192,7 @@ class Engine:
         """`depth` hits in final order, and the quotes of the first len(quotes) of them.
 
         In hybrid mode the head of the ranking (`rerank_depth` hits, whatever `depth` is) is re-scored with what
-        its quotes found: by the learned head model (index/head_ranker.py), or with learned ranking off by the
+        its quotes found: by the learned head model (index/ranking/head_ranker.py), or with learned ranking off by the
         fused score plus the quote score's weight times the quote score. Either way a chunk holding one sentence
         that answers outranks a chunk that is only broadly about the topic. A head hit whose quote is the same
         sentence as a better hit's (overlapping chunks) is dropped, so the first results are distinct evidence.

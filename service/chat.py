@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from citeqa.index.answering import NOT_FOUND
-from citeqa.index.claims import Claim, SupportScorer, check_claims, extractive_claims
+from citeqa.index.answering.claims import Claim, SupportScorer, check_claims, extractive_claims
+from citeqa.index.answering.compose import NOT_FOUND
 from citeqa.index.engine import Engine
-from citeqa.index.evidence import Passage
+from citeqa.index.ranking.evidence import Passage
 from citeqa.service.conversation import Turn, condense
 from citeqa.service.errors import ApiError
 from citeqa.service.prompts import load_prompt, render
@@ -115,7 +115,7 @@ def support_scorer(engine: Engine, passages: list[Passage]) -> SupportScorer:
 
 def generate_answer(engine: Engine, settings: Settings, model: UpstreamModel, query: str, passages: list[Passage]) -> Generated:
     """The upstream model's answer from the numbered passages, every sentence checked against what it cites
-    (index/claims.py): unsupporting or unknown markers removed, unsupported sentences re-cited, flagged or dropped."""
+    (index/answering/claims.py): unsupporting or unknown markers removed, unsupported sentences re-cited, flagged or dropped."""
     blocks = "\n\n".join(render("passage", marker=str(p.rank), title=p.document.title, text=p.hit.chunk.text) for p in passages)
     raw = model.complete(load_prompt("system"), render("context", passages=blocks, question=query)).strip()
     said = keep_known_markers(raw, len(passages))

@@ -10,9 +10,9 @@ import re
 import threading
 from pathlib import Path
 
-from citeqa.index.collection import Collection
-from citeqa.index.embedding import Embedder
 from citeqa.index.engine import Engine, EngineSettings
+from citeqa.index.models.embedding import Embedder
+from citeqa.index.storage.collection import Collection
 from citeqa.settings import DEFAULT_COLLECTION, Settings
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import sys
 
 from citeqa.console import TerminalProgress
-from citeqa.index.builder import BuildSummary, open_collection, sync_collection
-from citeqa.index.collection import Collection
-from citeqa.index.documents import DocumentError, load_corpus
-from citeqa.index.embedding import Embedder
 from citeqa.index.engine import Engine
-from citeqa.index.originals import OriginalStore
+from citeqa.index.models.embedding import Embedder
 from citeqa.index.progress import NO_PROGRESS, Progress
+from citeqa.index.storage.collection import Collection
+from citeqa.index.storage.originals import OriginalStore
+from citeqa.index.text.documents import DocumentError
+from citeqa.index.writing.builder import BuildSummary, open_collection, sync_collection
+from citeqa.index.writing.ingest import load_folder
 from citeqa.settings import Settings
 
 
@@ -31,7 +32,7 @@ def build_from_corpus(
     if rebuild:
         # Emptied before the folder is read: the originals stored while reading must survive the rebuild.
         open_collection(settings.index_dir, embedder, engine_settings.index, rebuild=True).close()
-    report = load_corpus(
+    report = load_folder(
         settings.corpus_dir, limits=settings.parse_limits(), originals=OriginalStore(settings.index_dir), progress=progress
     )
     summary = sync_collection(

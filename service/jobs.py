@@ -25,10 +25,10 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 
-from citeqa.index.collection import WriterBusyError
-from citeqa.index.ingest import IncomingFile, IngestReport
-from citeqa.index.manifest import IndexMissingError
 from citeqa.index.progress import WORK_STAGES, Progress, Stage, StopWhenAsked, WriteStopped
+from citeqa.index.storage.collection import WriterBusyError
+from citeqa.index.storage.manifest import IndexMissingError
+from citeqa.index.writing.ingest import IncomingFile, IngestReport
 from citeqa.service.errors import ApiError
 from citeqa.service.schemas import JobCounts, JobFile, JobInfo
 

@@ -11,11 +11,11 @@ from urllib.parse import quote
 
 from fastapi.responses import FileResponse
 
-from citeqa.index.documents import Document, make_document
 from citeqa.index.engine import DocumentInfo, Engine
-from citeqa.index.ingest import IngestReport
-from citeqa.index.locate import original_of
+from citeqa.index.parsing.locate import original_of
 from citeqa.index.progress import NO_PROGRESS, Progress
+from citeqa.index.text.documents import Document, make_document
+from citeqa.index.writing.ingest import IngestReport
 from citeqa.service.errors import ApiError
 from citeqa.service.schemas import DocumentDetail, DocumentSummary, OriginalFile, UploadedFile, UploadResult
 

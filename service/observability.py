@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from citeqa.index.embedding import EMBED_OBSERVERS
+from citeqa.index.models.embedding import EMBED_OBSERVERS
 from citeqa.service.errors import error_response
 from citeqa.service.route_table import route_table
 from citeqa.settings import DEFAULT_COLLECTION

@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
 from pydantic_core import PydanticKnownError
 
-from citeqa.index.evidence import Passage
-from citeqa.index.locate import locate
-from citeqa.index.search import SearchMode
+from citeqa.index.parsing.locate import locate
+from citeqa.index.ranking.evidence import Passage
+from citeqa.index.ranking.search import SearchMode
 from citeqa.service.limits import DEFAULT_MAX_QUESTION_CHARS, DEFAULT_MAX_TOP_K, current_limits, limit_exceeded
 
 # The defaults; a server's own limits are settings (CITEQA_MAX_QUESTION_CHARS, CITEQA_MAX_TOP_K), checked below

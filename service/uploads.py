@@ -27,8 +27,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Scope
 
-from citeqa.index.documents import MAX_ID_CHARS, DocumentError, check_document_id
-from citeqa.index.ingest import IncomingFile
+from citeqa.index.text.documents import MAX_ID_CHARS, DocumentError, check_document_id
+from citeqa.index.writing.ingest import IncomingFile
 from citeqa.service.errors import ApiError
 
 UPLOAD_PATH = re.compile(r"/v1(?:/collections/[^/]+)?/documents/?")

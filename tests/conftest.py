@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from citeqa.home import bundled
-from citeqa.index.embedding import Embedder
 from citeqa.index.engine import Engine
+from citeqa.index.models.embedding import Embedder
 from citeqa.service.app import create_app
 from citeqa.service.indexing import build_from_corpus
 from citeqa.settings import Settings

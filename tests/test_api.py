@@ -3,8 +3,8 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from citeqa.index.chunking import ChunkerSettings, split_document
 from citeqa.index.engine import Engine
+from citeqa.index.text.chunking import ChunkerSettings, split_document
 from citeqa.service.schemas import MAX_QUERY_CHARS
 from tests.conftest import SEED_ID
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from citeqa.index.attribution import Speaker, question_speaker, reports
 from citeqa.index.engine import Engine
+from citeqa.index.ranking.attribution import Speaker, question_speaker, reports
 
 
 def _speaker(engine: Engine, question: str) -> Speaker | None:

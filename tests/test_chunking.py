@@ -4,9 +4,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from citeqa.index.chunking import ChunkerSettings, split_document
-from citeqa.index.documents import DocumentError, load_corpus, make_document
-from citeqa.index.spans import evidence_units, sentence_spans
+from citeqa.index.text.chunking import ChunkerSettings, split_document
+from citeqa.index.text.documents import DocumentError, make_document
+from citeqa.index.text.spans import evidence_units, sentence_spans
+from citeqa.index.writing.ingest import load_folder
 from tests.conftest import SEEDS
 
 
@@ -16,7 +17,7 @@ def assert_exact(document, chunks) -> None:
 
 
 def test_every_seed_chunk_points_at_its_exact_text() -> None:
-    [document] = load_corpus(SEEDS).documents
+    [document] = load_folder(SEEDS).documents
     chunks = split_document(document, ChunkerSettings())
     assert len(chunks) > 1
     assert_exact(document, chunks)
@@ -25,7 +26,7 @@ def test_every_seed_chunk_points_at_its_exact_text() -> None:
 
 
 def test_the_headline_printed_twice_gets_two_distinct_spans() -> None:
-    [document] = load_corpus(SEEDS).documents
+    [document] = load_folder(SEEDS).documents
     headline = document.title
     # Small chunks: each copy of the headline becomes a chunk of its own.
     chunks = split_document(document, ChunkerSettings(chunk_size=len(headline) + 5, chunk_overlap=0))

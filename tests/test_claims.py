@@ -1,4 +1,4 @@
-"""Claims: every sentence of an answer with the markers that support it (index/claims.py).
+"""Claims: every sentence of an answer with the markers that support it (index/answering/claims.py).
 
 The extractive answer's claims are exact by construction. Generated answers come from a small real HTTP server
 standing in for the upstream model; it reads the numbered passages it is sent and answers with four scripted

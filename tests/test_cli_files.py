@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from citeqa.index.embedding import Embedder
+from citeqa.index.models.embedding import Embedder
 from tests import files
 from tests.helpers import citeqa_env, run_citeqa
 from tests.upload_helpers import files_form, upload_app

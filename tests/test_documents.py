@@ -2,12 +2,13 @@ from pathlib import Path
 
 import pytest
 
-from citeqa.index.documents import DocumentError, content_hash, load_corpus, make_document, title_of
+from citeqa.index.text.documents import DocumentError, content_hash, make_document, title_of
+from citeqa.index.writing.ingest import load_folder
 from tests.conftest import SEED_ID, SEEDS
 
 
 def test_seed_document_loads_with_stable_id_title_and_hash() -> None:
-    report = load_corpus(SEEDS)
+    report = load_folder(SEEDS)
     assert report.skipped == []
     [document] = report.documents
     assert document.id == SEED_ID
@@ -26,7 +27,7 @@ def test_nested_files_get_relative_ids_and_bad_files_are_skipped_with_reasons(tm
     (tmp_path / "image.png").write_bytes(b"\x89PNG")
     (tmp_path / ".hidden.txt").write_text("secret", encoding="utf-8")
 
-    report = load_corpus(tmp_path)
+    report = load_folder(tmp_path)
 
     assert sorted(d.id for d in report.documents) == ["b.txt", "latin1.txt", "notes/a.md"]
     by_id = {d.id: d for d in report.documents}
@@ -42,7 +43,7 @@ def test_nested_files_get_relative_ids_and_bad_files_are_skipped_with_reasons(tm
 
 def test_missing_corpus_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DocumentError, match="does not exist"):
-        load_corpus(tmp_path / "nowhere")
+        load_folder(tmp_path / "nowhere")
 
 
 def test_title_skips_blank_lines_and_heading_marks() -> None:

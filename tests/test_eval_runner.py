@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from citeqa.eval.beir import load_beir
-from citeqa.index.embedding import Embedder
+from citeqa.index.models.embedding import Embedder
 
 CORPUS = [
     ("d1", "Penguins", "Emperor penguins breed in the Antarctic winter and huddle for warmth."),

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from citeqa.eval.gold_files import BASELINE_FILES_PATH, FileQuestion, load_file_questions, load_gold_documents, squeeze
-from citeqa.index.embedding import Embedder
-from citeqa.index.locate import locate
+from citeqa.index.models.embedding import Embedder
+from citeqa.index.parsing.locate import locate
 from tests import files
 from tests.upload_helpers import files_form, upload_app
 

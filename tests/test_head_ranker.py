@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from citeqa.eval.train_ranker import Question, fit, pairs
-from citeqa.index.embedding import Embedder
 from citeqa.index.engine import Engine
-from citeqa.index.head_ranker import FEATURE_NAMES, HeadRanker, head_features
-from citeqa.index.search import SearchMode
+from citeqa.index.models.embedding import Embedder
+from citeqa.index.ranking.head_ranker import FEATURE_NAMES, HeadRanker, head_features
+from citeqa.index.ranking.search import SearchMode
 
 QUESTION = "What did Shoygu allege?"
 

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from citeqa.index.documents import DocumentError, check_document_id, load_corpus
-from citeqa.index.embedding import Embedder
 from citeqa.index.engine import Engine
-from citeqa.index.ingest import IncomingFile, ingest_files
-from citeqa.index.locate import locate, original_of
-from citeqa.index.originals import ORIGINALS_DIR, OriginalStore
-from citeqa.index.parse_pdf import unwrap_lines
+from citeqa.index.models.embedding import Embedder
+from citeqa.index.parsing.locate import locate, original_of
+from citeqa.index.parsing.pdf import unwrap_lines
 from citeqa.index.progress import Progress, Stage
+from citeqa.index.storage.originals import ORIGINALS_DIR, OriginalStore
+from citeqa.index.text.documents import DocumentError, check_document_id
+from citeqa.index.writing.ingest import IncomingFile, ingest_files, load_folder
 from citeqa.settings import Settings
 from tests import files
 
@@ -37,7 +37,7 @@ def write_folder(folder: Path, contents: dict[str, bytes]) -> Path:
 def test_a_folder_of_every_type_loads_ten_documents_and_skips_five_with_reasons(tmp_path: Path, mixed) -> None:
     contents, reasons = mixed
     store = OriginalStore(tmp_path / "collection")
-    report = load_corpus(write_folder(tmp_path / "corpus", contents), originals=store)
+    report = load_folder(write_folder(tmp_path / "corpus", contents), originals=store)
 
     good = {name for name in contents if name not in reasons}
     assert {d.id for d in report.documents} == good
@@ -66,7 +66,7 @@ def test_a_folder_of_every_type_loads_ten_documents_and_skips_five_with_reasons(
 def test_locate_gives_pages_of_both_ends_and_the_section_of_the_start(mixed) -> None:
     contents, _ = mixed
     report_pdf, report_docx = contents["survey.pdf"], contents["field.docx"]
-    from citeqa.index.ingest import document_from_bytes
+    from citeqa.index.writing.ingest import document_from_bytes
 
     pdf, _ = document_from_bytes(report_pdf, "survey.pdf", "survey.pdf", "t/survey.pdf")
     start = pdf.text.index(files.PAGE_THREE_SENTENCE)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from citeqa.index.embedding import Embedder
 from citeqa.index.engine import Engine
-from citeqa.index.originals import INCOMING_DIR, ORIGINALS_DIR
+from citeqa.index.models.embedding import Embedder
+from citeqa.index.storage.originals import INCOMING_DIR, ORIGINALS_DIR
 from citeqa.service.jobs import STOPPED
 from citeqa.settings import Settings
 from tests import files

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 
 from citeqa.home import bundled
-from citeqa.index import embedding
-from citeqa.index.builder import IndexSettings, sync_collection
-from citeqa.index.collection import MANIFEST_FILE
-from citeqa.index.documents import load_corpus
-from citeqa.index.embedding import Embedder
 from citeqa.index.engine import Engine, EngineSettings
-from citeqa.index.manifest import IndexMismatchError
-from citeqa.index.onnx_encoder import INFO_FILE, ONNX_VARIANTS, cache_folder
+from citeqa.index.models import embedding
+from citeqa.index.models.embedding import Embedder
+from citeqa.index.models.onnx_encoder import INFO_FILE, ONNX_VARIANTS, cache_folder
+from citeqa.index.storage.collection import MANIFEST_FILE
+from citeqa.index.storage.manifest import IndexMismatchError
+from citeqa.index.writing.builder import IndexSettings, sync_collection
+from citeqa.index.writing.ingest import load_folder
 
 SENTENCES = [
     "What did Shoygu allege?",
@@ -112,7 +112,7 @@ def test_a_changed_onnx_file_is_refused(models_dir: Path, onnx_int8: Embedder, t
 def test_the_onnx_path_never_imports_torch(models_dir: Path, onnx_int8: Embedder, encoder: str | None) -> None:
     chosen = f"encoder={encoder!r}, " if encoder else ""
     script = (
-        "import sys; from pathlib import Path; from citeqa.index.embedding import Embedder; "
+        "import sys; from pathlib import Path; from citeqa.index.models.embedding import Embedder; "
         f"e = Embedder({chosen}models_dir=Path({str(models_dir)!r})); v = e.embed_query('hello'); "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'sentence_transformers', 'transformers'}), v.shape)"
     )
@@ -123,7 +123,7 @@ def test_the_onnx_path_never_imports_torch(models_dir: Path, onnx_int8: Embedder
 def test_an_index_built_with_one_backend_is_refused_by_another(
     tmp_path: Path, models_dir: Path, torch_embedder: Embedder, onnx_fp32: Embedder, onnx_int8: Embedder
 ) -> None:
-    report = load_corpus(bundled("seeds"))
+    report = load_folder(bundled("seeds"))
     sync_collection(tmp_path / "torch", report.documents, report.origin, torch_embedder, IndexSettings())
     for other in (onnx_int8, onnx_fp32):  # an index built with torch, before ONNX was the default
         refusal = rf"encoder: index has 'torch', settings want '{other.encoder}:sha256:[0-9a-f]{{64}}'"
@@ -148,7 +148,7 @@ def test_an_index_built_with_one_backend_is_refused_by_another(
 
 
 def test_a_manifest_from_before_backends_reads_as_torch(tmp_path: Path, torch_embedder: Embedder) -> None:
-    report = load_corpus(bundled("seeds"))
+    report = load_folder(bundled("seeds"))
     sync_collection(tmp_path / "idx", report.documents, report.origin, torch_embedder, IndexSettings())
     path = tmp_path / "idx" / MANIFEST_FILE
     payload = json.loads(path.read_text())
@@ -250,7 +250,7 @@ def test_queries_that_arrive_during_a_pass_are_encoded_together_in_the_next(mode
 
 
 def test_an_encoder_error_reaches_every_query_of_its_pass() -> None:
-    from citeqa.index.embedding import QueryBatcher
+    from citeqa.index.models.embedding import QueryBatcher
 
     def broken(texts: list[str]) -> np.ndarray:
         raise RuntimeError("encoder failed")

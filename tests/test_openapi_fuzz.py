@@ -22,8 +22,8 @@ from hypothesis.errors import Unsatisfiable
 from pydantic import SecretStr
 
 from citeqa.home import bundled
-from citeqa.index.embedding import Embedder
 from citeqa.index.engine import Engine
+from citeqa.index.models.embedding import Embedder
 from citeqa.service.app import create_app
 from citeqa.service.indexing import build_from_corpus
 from citeqa.settings import Settings

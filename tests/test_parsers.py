@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from citeqa.index.documents import DocumentError
-from citeqa.index.formats import MEDIA_TYPES, Format, detect_format
-from citeqa.index.normalize import normalize_text
-from citeqa.index.parsed import MIB
-from citeqa.index.parsers import ParsedDocument, ParseLimits, Section, page_at, parse_document, section_at
-from citeqa.index.zipguard import READ_CHUNK, UnpackLimitExceeded, read_capped
+from citeqa.index.parsing.dispatch import ParsedDocument, ParseLimits, Section, page_at, parse_document, section_at
+from citeqa.index.parsing.formats import MEDIA_TYPES, Format, detect_format
+from citeqa.index.parsing.parsed import MIB
+from citeqa.index.parsing.zipguard import READ_CHUNK, UnpackLimitExceeded, read_capped
+from citeqa.index.text.documents import DocumentError
+from citeqa.index.text.normalize import normalize_text
 from tests import files
 
 

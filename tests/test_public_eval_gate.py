@@ -16,7 +16,7 @@ import pytest
 
 from citeqa.eval.beir import BeirDataset, load_beir
 from citeqa.eval.runner import MODES, cached_engine, evaluate_beir
-from citeqa.index.embedding import Embedder
+from citeqa.index.models.embedding import Embedder
 from citeqa.settings import Settings
 
 pytestmark = pytest.mark.public_data

@@ -10,11 +10,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from citeqa.index.chunking import ChunkerSettings, split_document
-from citeqa.index.documents import Document, make_document
-from citeqa.index.embedding import Embedder
-from citeqa.index.lexical import LexicalSettings, LexicalTokenizer
-from citeqa.index.quote_selector import (
+from citeqa.index.models.embedding import Embedder
+from citeqa.index.ranking.quote_selector import (
     FEATURE_NAMES,
     CandidateUnits,
     QuestionInput,
@@ -23,7 +20,10 @@ from citeqa.index.quote_selector import (
     quote_features,
     term_stats,
 )
-from citeqa.index.spans import Span, evidence_units, trim
+from citeqa.index.text.chunking import ChunkerSettings, split_document
+from citeqa.index.text.documents import Document, make_document
+from citeqa.index.text.lexical import LexicalSettings, LexicalTokenizer
+from citeqa.index.text.spans import Span, evidence_units, trim
 from tests.conftest import SEED_ID, SEEDS
 
 TOKENIZER = LexicalTokenizer(LexicalSettings())

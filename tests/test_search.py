@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import Stemmer
 
-from citeqa.index.answering import MIN_RELEVANCE
+from citeqa.index.answering.compose import MIN_RELEVANCE
 from citeqa.index.engine import Engine
-from citeqa.index.lexical import LexicalSettings, LexicalTokenizer
-from citeqa.index.search import FusionMethod, RetrievalSettings, SearchMode, fuse
-from citeqa.index.snapshot import sorted_union
+from citeqa.index.ranking.search import FusionMethod, RetrievalSettings, SearchMode, fuse
+from citeqa.index.storage.snapshot import sorted_union
+from citeqa.index.text.lexical import LexicalSettings, LexicalTokenizer
 from citeqa.settings import Settings
 from tests.conftest import SEED_ID
 
@@ -115,7 +115,7 @@ def test_an_answer_does_not_pad_with_sentences_that_only_share_a_name(seed_engin
 
 
 def test_feedback_moves_the_query_toward_the_first_pass_and_stays_normalised(seed_engine: Engine) -> None:
-    from citeqa.index.search import Retriever
+    from citeqa.index.ranking.search import Retriever
 
     settings = RetrievalSettings(feedback_weight=0.5, feedback_depth=2)
     snapshot = seed_engine.collection.snapshot()

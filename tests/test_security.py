@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from citeqa.eval.bench import wait_ready
-from citeqa.index.embedding import Embedder
 from citeqa.index.engine import Engine
+from citeqa.index.models.embedding import Embedder
 from citeqa.service.app import create_app
 from citeqa.service.auth import required_role
 from citeqa.service.headers import CONTENT_SECURITY_POLICY

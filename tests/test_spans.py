@@ -1,4 +1,4 @@
-from citeqa.index.spans import Span, sentence_spans, trim
+from citeqa.index.text.spans import Span, sentence_spans, trim
 
 
 def test_sentences_keep_their_punctuation_and_closing_quotes() -> None:

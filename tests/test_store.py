@@ -9,7 +9,15 @@ import faiss
 import numpy as np
 import pytest
 
-from citeqa.index.builder import (
+from citeqa.index.engine import Engine, EngineSettings
+from citeqa.index.models.embedding import Embedder
+from citeqa.index.progress import NO_PROGRESS, Progress
+from citeqa.index.storage.collection import MANIFEST_FILE, SEGMENTS_DIR, Collection, WriterBusyError
+from citeqa.index.storage.manifest import FORMAT_VERSION, IndexMismatchError, Manifest
+from citeqa.index.text.chunking import ChunkerSettings
+from citeqa.index.text.documents import make_document
+from citeqa.index.text.spans import Span
+from citeqa.index.writing.builder import (
     POOLED_CONTEXT_SHARE,
     PROGRESS_SLICE_CHARACTERS,
     IndexSettings,
@@ -19,19 +27,12 @@ from citeqa.index.builder import (
     progress_slices,
     sync_collection,
 )
-from citeqa.index.chunking import ChunkerSettings
-from citeqa.index.collection import MANIFEST_FILE, SEGMENTS_DIR, Collection, WriterBusyError
-from citeqa.index.documents import load_corpus, make_document
-from citeqa.index.embedding import Embedder
-from citeqa.index.engine import Engine, EngineSettings
-from citeqa.index.manifest import FORMAT_VERSION, IndexMismatchError, Manifest
-from citeqa.index.progress import NO_PROGRESS, Progress
-from citeqa.index.spans import Span
+from citeqa.index.writing.ingest import load_folder
 from tests.conftest import SEED_ID
 
 
 def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: IndexSettings | None = None, rebuild: bool = False):
-    report = load_corpus(corpus)
+    report = load_folder(corpus)
     return sync_collection(index_dir, report.documents, report.origin, embedder, settings or IndexSettings(), rebuild=rebuild)
 
 
@@ -48,7 +49,7 @@ def test_manifest_records_what_built_the_index(corpus_dir: Path, tmp_path: Path,
     assert manifest["chunker"]["chunk_size"] == ChunkerSettings().chunk_size
     assert manifest["format_version"] == FORMAT_VERSION
     collection = Collection.open(tmp_path / "idx", IndexSettings().config_for(embedder))
-    assert collection.hashes() == {SEED_ID: load_corpus(corpus_dir).documents[0].sha256}
+    assert collection.hashes() == {SEED_ID: load_folder(corpus_dir).documents[0].sha256}
 
 
 def test_reindexing_unchanged_documents_is_a_no_op(corpus_dir: Path, tmp_path: Path, embedder: Embedder) -> None:
@@ -107,7 +108,7 @@ def test_bm25_does_not_depend_on_how_documents_are_split_into_segments(tmp_path:
 def test_idf_is_kept_per_snapshot_and_follows_deletes(tmp_path: Path, embedder: Embedder) -> None:
     import math
 
-    from citeqa.index import snapshot as snapshot_module
+    from citeqa.index.storage import snapshot as snapshot_module
 
     texts = {f"d{i}.txt": f"Document {i} talks about {'salmon' if i < 3 else 'trout'} and rivers." for i in range(4)}
     engine = Engine.create(tmp_path / "idx", EngineSettings(), embedder)
@@ -184,7 +185,7 @@ def test_pruned_bm25_candidates_hold_the_exact_best_chunks_with_exact_scores(
     """Above EXHAUSTIVE_POSTINGS (lowered here to 0), frequent query terms are only looked up for chunks that rarer
     terms found: the candidates must still hold the exact top `count`, every score exact, across two segments and
     a deletion."""
-    from citeqa.index import snapshot as snapshot_module
+    from citeqa.index.storage import snapshot as snapshot_module
 
     rng = np.random.default_rng(7)
     common, rare = ["river", "water", "stone", "bridge"], [f"token{i}" for i in range(40)]
@@ -351,7 +352,7 @@ def test_a_large_segment_searches_through_hnsw_and_never_returns_deleted_chunks(
     """Segments from ANN_MIN_CHUNKS chunks on search through a memory-mapped HNSW graph (lowered here so a small
     collection has one): the manifest of the segment says so, a search finds the right document, and a deleted
     document's chunks never come back, though they stay in the graph (a selector of live rows filters them)."""
-    from citeqa.index import segment
+    from citeqa.index.storage import segment
 
     monkeypatch.setattr(segment, "ANN_MIN_CHUNKS", 300)
     topics = ["harbour pilots", "glacier melt", "beekeeping", "railway signals", "bread ovens", "violin varnish"]
@@ -449,7 +450,7 @@ def test_derived_chunk_vectors_are_their_sentences_weighted_mean_and_are_recorde
 
 
 def test_the_document_cache_keeps_the_most_recent_documents_within_its_character_budget() -> None:
-    from citeqa.index.segment import _DocumentCache
+    from citeqa.index.storage.segment import _DocumentCache
 
     cache = _DocumentCache(characters=25)
     documents = {n: make_document(f"d{n}", "x" * 10, source=f"t/{n}") for n in range(4)}
@@ -463,7 +464,7 @@ def test_the_document_cache_keeps_the_most_recent_documents_within_its_character
 
 
 def test_the_document_cache_survives_many_threads_reading_and_evicting() -> None:
-    from citeqa.index.segment import _DocumentCache
+    from citeqa.index.storage.segment import _DocumentCache
 
     cache = _DocumentCache(characters=50)
     documents = [make_document(f"d{n}", "z" * 10, source=f"t/{n}") for n in range(40)]
@@ -549,7 +550,7 @@ def test_a_sentence_no_chunk_holds_whole_is_encoded_on_its_own(tmp_path: Path, e
 
 
 def test_best_holder_prefers_the_chunk_with_the_most_room_around_the_sentence() -> None:
-    from citeqa.index.chunking import Chunk
+    from citeqa.index.text.chunking import Chunk
 
     chunks = [Chunk("d", 0, 0, 100, "x" * 100), Chunk("d", 1, 60, 200, "x" * 140), Chunk("d", 2, 150, 260, "x" * 110)]
     starts = [c.start for c in chunks]

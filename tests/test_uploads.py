@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from citeqa.index.embedding import Embedder
-from citeqa.index.originals import INCOMING_DIR, ORIGINALS_DIR
+from citeqa.index.models.embedding import Embedder
+from citeqa.index.storage.originals import INCOMING_DIR, ORIGINALS_DIR
 from citeqa.settings import Settings
 from tests import files
 from tests.conftest import SEED_ID

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 
 from citeqa.eval.bench import wait_ready
-from citeqa.index.documents import make_document
-from citeqa.index.embedding import Embedder
 from citeqa.index.engine import Engine, EngineSettings
-from citeqa.index.segment import PreparedDocument
+from citeqa.index.models.embedding import Embedder
+from citeqa.index.storage.segment import PreparedDocument
+from citeqa.index.text.documents import make_document
 from tests.conftest import SEED_ID
 from tests.helpers import CITEQA, citeqa_env, free_port, run_citeqa, running_server
 

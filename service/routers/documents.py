@@ -9,12 +9,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
-from citeqa.index.collection import WriterBusyError
-from citeqa.index.documents import DocumentError
 from citeqa.index.engine import DocumentInfo, Engine
-from citeqa.index.formats import MEDIA_TYPES
-from citeqa.index.ingest import IngestReport, ingest_files
+from citeqa.index.parsing.formats import MEDIA_TYPES
 from citeqa.index.progress import Progress, StopWhenAsked
+from citeqa.index.storage.collection import WriterBusyError
+from citeqa.index.text.documents import DocumentError
+from citeqa.index.writing.ingest import IngestReport, ingest_files
 from citeqa.service.deps import EngineDep, SettingsDep
 from citeqa.service.errors import ApiError
 from citeqa.service.jobs import Job, JobBoard, JobsBusyError, JobsDep

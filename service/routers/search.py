@@ -5,7 +5,7 @@ from dataclasses import asdict
 
 from fastapi import APIRouter
 
-from citeqa.index.claims import extractive_claims
+from citeqa.index.answering.claims import extractive_claims
 from citeqa.service.chat import UpstreamModel, generate_answer
 from citeqa.service.deps import EngineDep, SettingsDep
 from citeqa.service.errors import ApiError

@@ -1,0 +1,1 @@
+"""A collection on disk: the catalog, immutable segments, snapshots that searches read, and original files."""
