@@ -14,7 +14,7 @@ from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.helpers import running_server
-from tests.test_browser import browser  # noqa: F401  (the fixture: Debian's Chromium through its chromedriver)
+from tests.service.test_browser import browser  # noqa: F401  (the fixture: Debian's Chromium through its chromedriver)
 
 pytestmark = pytest.mark.browser
 READ_KEY = "page-read-key-0123456789"

@@ -117,4 +117,4 @@ def test_the_chat_page_is_served(server: str) -> None:
     assert "/static/app.js" in page.text
     script = httpx.get(f"{server}/static/app.js")
     assert script.status_code == 200 and "chat/completions" in script.text
-    assert "http" not in Path(__file__).parents[1].joinpath("service/static/app.js").read_text().replace("HTTP ", "")
+    assert "http" not in Path(__file__).parents[2].joinpath("service/static/app.js").read_text().replace("HTTP ", "")

@@ -21,7 +21,7 @@ from citeqa.settings import Settings
 
 pytestmark = pytest.mark.public_data
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 BASELINE = json.loads((REPOSITORY / "eval" / "baseline.json").read_text())["public"]
 DATA = Path(os.environ.get("CITEQA_EVAL_DATA", REPOSITORY.parent / "shared" / "data"))
 DATASETS = sorted(name for name in BASELINE if not name.startswith("_"))

@@ -9,7 +9,7 @@ from citeqa.eval.gold import GoldQuestion, check_gold, load_gold
 from citeqa.eval.runner import evaluate_gold
 from citeqa.index.engine import Engine
 
-BASELINE = Path(__file__).resolve().parents[1] / "eval" / "baseline.json"
+BASELINE = Path(__file__).resolve().parents[2] / "eval" / "baseline.json"
 
 
 @pytest.fixture(scope="module")
