@@ -6,15 +6,22 @@ are collection-wide, which no off-the-shelf BM25 library offers for an index tha
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import asdict, dataclass
 from functools import cached_property
 
 import Stemmer
-from bm25s.tokenization import _infer_stopwords  # bm25s's own name -> list mapping, so the setting keeps its names
 
-logging.getLogger("bm25s").setLevel(logging.WARNING)
+# The English stop words the tokens were made with (bm25s's list, itself NLTK's), written out so that tokens stay
+# exactly as they were without bm25s at run time; tests/index/test_search.py still compares them with bm25s.
+# fmt: off
+STOPWORDS_EN = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not", "of",
+    "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was", "will", "with",
+})
+# fmt: on
+# A setting names its list; "english" is kept as the other name the setting has always accepted for it.
+STOPWORD_LISTS: dict[str, frozenset[str]] = {"en": STOPWORDS_EN, "english": STOPWORDS_EN, "": frozenset()}
 
 
 @dataclass(frozen=True)
@@ -23,11 +30,13 @@ class LexicalSettings:
     k1: float = 0.9
     b: float = 0.75
     stemmer: str = "english"  # a PyStemmer (Snowball) language, or "" for none
-    stopwords: str = "en"  # a bm25s stop-word list name, or "" for none
+    stopwords: str = "en"  # a name in STOPWORD_LISTS: "en", or "" for none
 
     def __post_init__(self) -> None:
         if self.method != "lucene":
             raise ValueError("bm25_method: only 'lucene' is supported")
+        if self.stopwords not in STOPWORD_LISTS:
+            raise ValueError(f"stopwords: {self.stopwords!r} is not a list citeqa has ('en', or '' for none)")
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -50,7 +59,7 @@ class LexicalTokenizer:
 
     @cached_property
     def _stopwords(self) -> frozenset[str]:
-        return frozenset(_infer_stopwords(self.settings.stopwords or None))
+        return STOPWORD_LISTS[self.settings.stopwords]
 
     def tokenize(self, texts: list[str]) -> list[list[str]]:
         stopwords = self._stopwords
