@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 from citeqa.index.engine import DocumentInfo, Engine
 from citeqa.index.parsing.locate import original_of
 from citeqa.index.progress import NO_PROGRESS, Progress
-from citeqa.index.text.documents import Document, make_document
+from citeqa.index.text.documents import Document, document_from_text
 from citeqa.index.writing.ingest import IngestReport
 from citeqa.service.errors import ApiError
 from citeqa.service.schemas import DocumentDetail, DocumentSummary, OriginalFile, UploadedFile, UploadResult
@@ -22,7 +22,7 @@ from citeqa.service.schemas import DocumentDetail, DocumentSummary, OriginalFile
 
 def upsert_document(engine: Engine, doc_id: str, text: str, progress: Progress = NO_PROGRESS) -> str:
     """Add or replace one document; returns 'added', 'updated' or 'unchanged'."""
-    result = engine.upsert([make_document(doc_id, text, source=f"api/{doc_id}")], progress)
+    result = engine.upsert([document_from_text(doc_id, text, source=f"api/{doc_id}")], progress)
     return "added" if result.added else "updated" if result.updated else "unchanged"
 
 

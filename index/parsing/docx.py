@@ -19,10 +19,10 @@ from docx.text.paragraph import Paragraph
 
 from citeqa.index.parsing.assemble import Block, TextAssembler
 from citeqa.index.parsing.formats import Format, media_type
-from citeqa.index.parsing.parsed import ParsedDocument, ParseLimits, clean_title, fallback_title
+from citeqa.index.parsing.parsed import ParsedDocument, ParseLimits
 from citeqa.index.parsing.tables import table_lines
 from citeqa.index.parsing.zipguard import check_archive
-from citeqa.index.text.documents import DocumentError
+from citeqa.index.text.documents import DocumentError, clean_title, title_of
 
 _HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.IGNORECASE)
 _BODY_TEXT_OUTLINE_LEVEL = 9  # Word's outline level for ordinary paragraphs
@@ -148,5 +148,5 @@ def parse_docx(raw: bytes, filename: str, limits: ParseLimits) -> ParsedDocument
     text, sections = assembler.finish()
     if not text:
         raise DocumentError("empty document (no text)")
-    title = clean_title(metadata.get("title")) or clean_title(assembler.first_heading) or fallback_title(text, filename)
+    title = clean_title(metadata.get("title")) or clean_title(assembler.first_heading) or title_of(text, filename)
     return ParsedDocument(text=text, title=title, media_type=media_type(Format.DOCX), metadata=metadata, sections=sections)

@@ -19,9 +19,9 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from citeqa.index.parsing.assemble import Block, TextAssembler
 from citeqa.index.parsing.decoding import decode_html
 from citeqa.index.parsing.formats import Format, media_type
-from citeqa.index.parsing.parsed import ParsedDocument, ParseLimits, clean_title, fallback_title
+from citeqa.index.parsing.parsed import ParsedDocument, ParseLimits
 from citeqa.index.parsing.tables import table_lines
-from citeqa.index.text.documents import DocumentError
+from citeqa.index.text.documents import DocumentError, clean_title, title_of
 
 # Never text a reader reads as the document.
 _SKIPPED_TAGS = frozenset(
@@ -239,5 +239,5 @@ def parse_html(raw: bytes, filename: str, limits: ParseLimits) -> ParsedDocument
     if not text:
         raise DocumentError("no readable text in the page (after removing navigation, scripts and banners)")
     metadata = _metadata(tree) | {"encoding": decoded.encoding}
-    title = _title(tree) or fallback_title(text, filename)
+    title = _title(tree) or title_of(text, filename)
     return ParsedDocument(text=text, title=title, media_type=media_type(Format.HTML), metadata=metadata, sections=sections)

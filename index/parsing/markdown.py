@@ -19,9 +19,9 @@ from selectolax.lexbor import LexborHTMLParser
 from citeqa.index.parsing.assemble import Block, TextAssembler
 from citeqa.index.parsing.decoding import decode_text
 from citeqa.index.parsing.formats import Format, media_type
-from citeqa.index.parsing.parsed import ParsedDocument, ParseLimits, clean_title, fallback_title
+from citeqa.index.parsing.parsed import ParsedDocument, ParseLimits
 from citeqa.index.parsing.tables import table_lines
-from citeqa.index.text.documents import DocumentError
+from citeqa.index.text.documents import DocumentError, clean_title, title_of
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)?(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 # Front matter is a few lines; a bigger block is more likely a document that opens with a horizontal rule.
@@ -147,5 +147,5 @@ def parse_markdown(raw: bytes, filename: str, limits: ParseLimits) -> ParsedDocu
     if not text:
         raise DocumentError("empty document (no text)")
     metadata["encoding"] = decoded.encoding
-    title = clean_title(metadata.get("title")) or clean_title(assembler.first_heading) or fallback_title(text, filename)
+    title = clean_title(metadata.get("title")) or clean_title(assembler.first_heading) or title_of(text, filename)
     return ParsedDocument(text=text, title=title, media_type=media_type(Format.MARKDOWN), metadata=metadata, sections=sections)

@@ -1,11 +1,10 @@
 """What a parser returns: the document's text (normalised once) with its page and section tables, and the limits
-every parser enforces."""
+every parser enforces. Titles follow the one rule in index/text/documents.py (title_of, clean_title)."""
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from pathlib import PurePath
 
 MIB = 1024 * 1024
 
@@ -68,22 +67,3 @@ def section_at(sections: list[Section] | None, offset: int) -> str | None:
     if index < 0 or offset >= sections[index].end:
         return None
     return sections[index].path
-
-
-TITLE_MAX_CHARS = 300
-
-
-def fallback_title(text: str, filename: str) -> str:
-    """The first line of the text, else the file's name without its extension."""
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()[:TITLE_MAX_CHARS]
-    return PurePath(filename).stem or "untitled"
-
-
-def clean_title(title: str | None) -> str | None:
-    """A title on one line, or None when nothing is left of it."""
-    if title is None:
-        return None
-    cleaned = " ".join(title.split())[:TITLE_MAX_CHARS]
-    return cleaned or None

@@ -18,9 +18,9 @@ import pypdfium2.raw as pdfium_c
 
 from citeqa.index.parsing.assemble import join_pages
 from citeqa.index.parsing.formats import Format, media_type
-from citeqa.index.parsing.parsed import ParsedDocument, ParseLimits, clean_title, fallback_title
+from citeqa.index.parsing.parsed import ParsedDocument, ParseLimits
 from citeqa.index.parsing.pdf_layout import Line, column_order
-from citeqa.index.text.documents import DocumentError
+from citeqa.index.text.documents import DocumentError, clean_title, title_of
 from citeqa.index.text.normalize import normalize_text
 
 # PDFium is not thread-safe; a service may parse in several threads.
@@ -154,5 +154,5 @@ def parse_pdf(raw: bytes, filename: str, limits: ParseLimits) -> ParsedDocument:
     if not text:
         raise DocumentError("no extractable text; OCR is not supported")
     metadata["pages"] = str(count)
-    title = clean_title(metadata.get("title")) or fallback_title(text, filename)
+    title = clean_title(metadata.get("title")) or title_of(text, filename)
     return ParsedDocument(text=text, title=title, media_type=media_type(Format.PDF), metadata=metadata, pages=pages)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from citeqa.index.parsing.assemble import join_pages
 from citeqa.index.parsing.decoding import decode_text
 from citeqa.index.parsing.formats import Format, media_type
-from citeqa.index.parsing.parsed import ParsedDocument, ParseLimits, fallback_title
-from citeqa.index.text.documents import DocumentError
+from citeqa.index.parsing.parsed import ParsedDocument, ParseLimits
+from citeqa.index.text.documents import DocumentError, title_of
 
 
 def parse_text(raw: bytes, filename: str, limits: ParseLimits) -> ParsedDocument:
@@ -16,7 +16,7 @@ def parse_text(raw: bytes, filename: str, limits: ParseLimits) -> ParsedDocument
         raise DocumentError("empty document (no text)")
     return ParsedDocument(
         text=text,
-        title=fallback_title(text, filename),
+        title=title_of(text, filename),
         media_type=media_type(Format.TEXT),
         metadata={"encoding": decoded.encoding},
     )

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
+
+from citeqa.index.text.normalize import normalize_text
 
 
 @dataclass(frozen=True)
@@ -49,19 +51,30 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def title_of(text: str, fallback: str) -> str:
-    """The first non-empty line, without markdown heading marks."""
+TITLE_MAX_CHARS = 300
+
+
+def title_of(text: str, name: str) -> str:
+    """The one rule for a title read from a document's text, whichever way the text arrived (sent as text, or parsed
+    from a file that declares no title of its own): its first non-empty line without markdown heading marks, so
+    "# Note" is titled "Note" either way. `name` (the document's id or file name) gives the title, without folders
+    or extension, when no line has anything left."""
     for line in text.splitlines():
         stripped = line.strip().lstrip("#").strip()
         if stripped:
-            return stripped[:300]
-    return fallback
+            return stripped[:TITLE_MAX_CHARS]
+    return PurePath(name).stem or "untitled"
 
 
-def make_document(doc_id: str, text: str, source: str) -> Document:
-    """Validate text and wrap it as a Document. Raises DocumentError with a reason."""
-    if not doc_id or doc_id.strip() != doc_id:
-        raise DocumentError("document id must be non-empty with no surrounding whitespace")
+def clean_title(title: str | None) -> str | None:
+    """A title a file declares (metadata, <title>, its first heading) on one line, or None when nothing is left."""
+    if title is None:
+        return None
+    cleaned = " ".join(title.split())[:TITLE_MAX_CHARS]
+    return cleaned or None
+
+
+def _refuse_non_text(text: str) -> None:
     if "\x00" in text:
         raise DocumentError("binary content (NUL bytes)")
     try:
@@ -69,15 +82,30 @@ def make_document(doc_id: str, text: str, source: str) -> Document:
     except UnicodeEncodeError as exc:  # a lone surrogate: not text in any encoding, and it cannot be hashed or stored
         code_point = ord(text[exc.start])
         raise DocumentError(f"invalid Unicode: a lone surrogate (U+{code_point:04X}) at character {exc.start}") from None
+
+
+def make_document(doc_id: str, text: str, source: str) -> Document:
+    """Validate text and wrap it as a Document, the text kept exactly as given (the evaluation's datasets and tests
+    build documents this way). Raises DocumentError with a reason."""
+    if not doc_id or doc_id.strip() != doc_id:
+        raise DocumentError("document id must be non-empty with no surrounding whitespace")
+    _refuse_non_text(text)
     if not text.strip():
         raise DocumentError("empty document")
     return Document(
         id=doc_id,
-        title=title_of(text, fallback=doc_id),
+        title=title_of(text, doc_id),
         source=source,
         text=text,
         sha256=content_hash(text),
     )
+
+
+def document_from_text(doc_id: str, text: str, source: str) -> Document:
+    """Text that arrives as text (the API's JSON, not a file): normalised as every parsed file is (normalize.py),
+    so the same words sent as JSON or uploaded as a .txt file become the same document text, hash and title."""
+    _refuse_non_text(text)  # before normalising, which would silently drop what makes it not text
+    return make_document(doc_id, normalize_text(text), source)
 
 
 MAX_ID_CHARS = 200
