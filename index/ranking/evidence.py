@@ -74,14 +74,16 @@ class EvidenceFinder:
     IDF-weighted share of the question's terms it contains: the signal abstention and re-scoring are calibrated on.
     """
 
+    # No defaults: every setting comes from the engine (EngineSettings.quote_lexical_weight, AnswerSettings'
+    # companion rule), so there is one place a served value is set.
     def __init__(
         self,
         snapshot: Snapshot,
         tokenizer: LexicalTokenizer,
-        lexical_weight: float = 0.3,
-        selector: QuoteSelector | None = None,
-        companion_ratio: float = 0.7,
-        companion_probability: float = 0.4,
+        lexical_weight: float,
+        selector: QuoteSelector | None,
+        companion_ratio: float,
+        companion_probability: float,
     ) -> None:
         self.snapshot = snapshot
         self.tokenizer = tokenizer
