@@ -46,18 +46,9 @@ from citeqa.eval.embedding_cache import CachedEmbedder
 from citeqa.eval.gold import load_gold
 from citeqa.home import bundled
 from citeqa.index.models.embedding import DEFAULT_MODEL
-from citeqa.index.ranking.quote_selector import (
-    BM25_B,
-    BM25_K1,
-    FEATURE_NAMES,
-    MEAN_UNIT_TERMS,
-    MODEL_FILE,
-    MODEL_FORMAT,
-    CandidateUnits,
-    QuestionInput,
-    QuoteSelector,
-    quote_features,
-)
+from citeqa.index.ranking.quote_features import FEATURE_NAMES, CandidateUnits, QuestionInput, quote_features
+from citeqa.index.ranking.quote_selector import MODEL_FILE, MODEL_FORMAT, QuoteSelector
+from citeqa.index.ranking.quote_terms import BM25_B, BM25_K1, MEAN_UNIT_TERMS
 from citeqa.index.text.chunking import ChunkerSettings, split_document
 from citeqa.index.text.documents import Document
 from citeqa.index.text.lexical import LexicalSettings, LexicalTokenizer

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from citeqa.index.answering.compose import NOT_FOUND, ComposedAnswer
-from citeqa.index.ranking.quote_selector import TermMatches, term_stats
+from citeqa.index.ranking.quote_terms import TermMatches, term_stats
 from citeqa.index.text.spans import Span, sentence_spans
 
 MARKER = re.compile(r"\[(\d+)\]")

@@ -7,13 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from citeqa.index.ranking.attribution import question_speaker
-from citeqa.index.ranking.quote_selector import (
-    CandidateUnits,
-    QuestionInput,
-    QuoteSelector,
-    TermMatches,
-    term_stats,
-)
+from citeqa.index.ranking.quote_features import CandidateUnits, QuestionInput
+from citeqa.index.ranking.quote_selector import QuoteSelector
+from citeqa.index.ranking.quote_terms import TermMatches, term_stats
 from citeqa.index.ranking.search import Hit
 from citeqa.index.storage.segment import expand_ranges
 from citeqa.index.storage.snapshot import Snapshot

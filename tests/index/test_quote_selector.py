@@ -11,15 +11,9 @@ import numpy as np
 import pytest
 
 from citeqa.index.models.embedding import Embedder
-from citeqa.index.ranking.quote_selector import (
-    FEATURE_NAMES,
-    CandidateUnits,
-    QuestionInput,
-    QuoteSelector,
-    TermMatches,
-    quote_features,
-    term_stats,
-)
+from citeqa.index.ranking.quote_features import FEATURE_NAMES, CandidateUnits, QuestionInput, quote_features
+from citeqa.index.ranking.quote_selector import QuoteSelector
+from citeqa.index.ranking.quote_terms import TermMatches, term_stats
 from citeqa.index.text.chunking import ChunkerSettings, split_document
 from citeqa.index.text.documents import Document, make_document
 from citeqa.index.text.lexical import LexicalSettings, LexicalTokenizer
