@@ -17,7 +17,7 @@ from citeqa.home import bundled
 from citeqa.index.engine import Engine, EngineSettings
 from citeqa.index.models import embedding
 from citeqa.index.models.embedding import Embedder
-from citeqa.index.models.onnx_encoder import INFO_FILE, ONNX_VARIANTS, cache_folder
+from citeqa.index.models.onnx_export import INFO_FILE, ONNX_VARIANTS, cache_folder
 from citeqa.index.storage.collection import MANIFEST_FILE
 from citeqa.index.storage.manifest import IndexMismatchError
 from citeqa.index.writing.builder import IndexSettings, sync_collection
