@@ -125,8 +125,8 @@ def export(model_path: Path, out: Path, source_fingerprint: str) -> dict:
             do_constant_folding=True,
         )
     int8 = out / ONNX_VARIANTS["onnx-int8"]
-    # Per-channel scales: one scale per output column keeps the cosine to the fp32 vectors near 0.994 on SQuAD
-    # texts; a single scale per weight matrix dropped it to 0.957 (and reduce_range to 0.85).
+    # Per-channel scales: one scale per output column keeps the int8 vectors far closer to the fp32 ones than a
+    # single scale per weight matrix (or reduce_range) does (docs/tuning.md, "Quote selector and ONNX export").
     quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
     info = {
         "source_model": str(model_path),
