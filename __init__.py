@@ -8,11 +8,11 @@ import os
 from importlib.metadata import PackageNotFoundError, version
 
 # torch and faiss each bring an OpenMP runtime; with their default busy-waiting, idle threads of one spin against
-# the other's on a small machine (a query measured 76 ms p50 spinning, 37 ms passive). Set before either loads.
+# the other's on a small machine (docs/tuning.md, "Figures behind the code's constants"). Set before either loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # numpy's OpenBLAS would start a second pool of threads per process beside the encoder's: a query's matrix products
-# are small, and a server's concurrent requests already fill the cores. One thread each: 8 concurrent clients got
-# 47 requests/s against 34 (medians of four runs, AMD EPYC, 2 cores), with the same sequential p50.
+# are small, and a server's concurrent requests already fill the cores, so one thread each serves more requests
+# (docs/tuning.md, "Figures behind the code's constants").
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 try:

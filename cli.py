@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from citeqa import __version__
 from citeqa.index.ranking.search import SearchMode
-from citeqa.index.storage.collection import WriterBusyError
 from citeqa.index.storage.manifest import IndexMismatchError, IndexMissingError
+from citeqa.index.storage.write_lock import WriterBusyError
 from citeqa.index.text.documents import DocumentError
 from citeqa.service.keys import KeyConfigError
 from citeqa.settings import Settings
@@ -58,9 +58,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     """Add or replace files in the collection, in one commit; each file's id is its name."""
     from citeqa.console import TerminalProgress
     from citeqa.index.engine import Engine
-    from citeqa.index.models.embedding import Embedder
     from citeqa.index.text.documents import check_document_id
-    from citeqa.index.writing.ingest import IncomingFile, ingest_files
+    from citeqa.index.writing.ingest import IncomingFile
 
     settings = _settings(args)
     assert settings.index_dir is not None  # Settings puts it in the data home when unset
@@ -75,13 +74,11 @@ def cmd_add(args: argparse.Namespace) -> int:
             refused, doc_id = refused or f"file name refused: {exc}", None
         size = path.stat().st_size if refused is None else 0
         incoming.append(IncomingFile(path, name, doc_id, size, refused=refused))
-    engine_settings = settings.engine_settings()
-    engine = Engine.create(settings.index_dir, engine_settings, Embedder(engine_settings.model, settings.embed_batch_size))
-    engine.background_merges = False
+    # The one way to open a collection for writing: the embedder is the configured one (model, encoder, ONNX folder).
+    engine = Engine.create(settings.index_dir, settings.engine_settings())
+    engine.background_merges = False  # merge before exiting, not in a thread the exit would cut short
     try:
-        report = ingest_files(engine, incoming, "add/", settings.parse_limits(), TerminalProgress())
-        engine.merge()  # here, not in a background thread the exit would cut short
-        engine.collection.sweep_originals(timeout=engine_settings.write_timeout)
+        report = engine.ingest_files(incoming, "add/", settings.parse_limits(), TerminalProgress())
     finally:
         engine.close()
     print(f"added to {settings.index_dir}")
@@ -93,7 +90,13 @@ def cmd_add(args: argparse.Namespace) -> int:
     return 1 if report.count("failed") else 0
 
 
+def _say(line: str) -> None:
+    """A line for the person at the terminal: stderr, so stdout keeps only what a script may read."""
+    print(line, file=sys.stderr)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    from citeqa.console import TerminalProgress
     from citeqa.service.app import create_app
     from citeqa.service.indexing import open_or_build
 
@@ -110,7 +113,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     for note in serving_notes(settings):
         print(f"citeqa: {note}", file=sys.stderr)
-    engine = open_or_build(settings, show_progress=True)  # a mismatched index fails here, with a clear message
+    # A mismatched index fails here, with a clear message.
+    engine = open_or_build(settings, TerminalProgress(), announce=_say)
     stats = engine.stats()
     counts = f"{stats.documents} documents, {stats.chunks} chunks"
     print(f"citeqa: {counts}; chat page http://{settings.host}:{settings.port}/ , API docs at /docs", file=sys.stderr)
@@ -144,9 +148,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
+    from citeqa.console import TerminalProgress
     from citeqa.service.mcp_stdio import serve_stdio
 
-    serve_stdio(_settings(args))
+    serve_stdio(_settings(args), TerminalProgress(), announce=_say)
     return 0
 
 
@@ -170,8 +175,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     engine = _open_engine(args)
     for passage in engine.search(args.query, args.top_k, mode=SearchMode(args.mode) if args.mode else None):
-        hit, quote = passage.hit, passage.quote
-        print(f"{passage.rank}. score {hit.score:.3f} (dense {hit.dense:.3f}, lexical {hit.lexical:.2f})  {hit.chunk.chunk_id}")
+        hit, quote, chunk_id = passage.hit, passage.quote, passage.chunk.chunk_id
+        print(f"{passage.rank}. score {hit.score:.3f} (dense {hit.dense:.3f}, lexical {hit.lexical:.2f})  {chunk_id}")
         print(textwrap.indent(textwrap.fill(f"“{quote.text}” [{quote.start}:{quote.end}]", width=96), "    "))
     return 0
 

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import httpx
 
+from citeqa.console import TerminalProgress
 from citeqa.eval.beir import load_beir
 from citeqa.index.engine import Engine
-from citeqa.index.writing.builder import sync_collection
 from citeqa.settings import Settings
 
 
@@ -194,21 +194,22 @@ def main() -> None:
     queries = every_query[: args.queries]
     warm_up = every_query[args.queries : args.queries + 10]  # never timed, so the query cache gives nothing away
     spare = every_query[args.queries + 10 :] or queries  # for the concurrent clients
-    embedder = settings.engine_settings().embedder(settings.embed_batch_size).load()
+    embedder = settings.engine_settings().embedder().load()
     encoder_id = embedder.encoder_id
     print(f"encoder: {encoder_id}")
     with tempfile.TemporaryDirectory(prefix="citeqa-bench-") as folder:
         index_dir = Path(folder) / "index"
         started = time.perf_counter()
-        summary = sync_collection(index_dir, documents, "", embedder, settings.engine_settings().index, show_progress=True)
+        engine = Engine.create(index_dir, settings.engine_settings(), embedder)
+        engine.sync(documents, None, progress=TerminalProgress())
         build_seconds = time.perf_counter() - started
-        engine = Engine.open(index_dir, settings.engine_settings(), embedder)
-        units = sum(len(s.reader.units) for s in engine.collection.snapshot().segments)
+        stats = engine.stats()
         print(
-            f"\n{dataset.name}: {len(documents)} documents -> {summary.chunks} chunks + {units} sentences in {build_seconds:.1f}s"
+            f"\n{dataset.name}: {len(documents)} documents -> {stats.chunks} chunks + {stats.units} sentences "
+            f"in {build_seconds:.1f}s"
         )
-        texts_per_second = (summary.chunks + units) / build_seconds
-        print(f"ingestion: {summary.chunks / build_seconds:.1f} chunks/s ({texts_per_second:.1f} texts embedded/s)")
+        texts_per_second = (stats.chunks + stats.units) / build_seconds
+        print(f"ingestion: {stats.chunks / build_seconds:.1f} chunks/s ({texts_per_second:.1f} texts embedded/s)")
 
         for query in warm_up:
             engine.search(query, args.top_k)

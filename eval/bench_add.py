@@ -105,7 +105,7 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
         for name, engine in sources.items():
-            folder = engine.collection.folder
+            folder = engine.folder
             engine.close()
             copy = Path(scratch) / name
             shutil.copytree(folder, copy)

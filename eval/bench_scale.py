@@ -28,14 +28,15 @@ import numpy as np
 from citeqa.eval.bench import percentile
 from citeqa.eval.embedding_cache import CachedEmbedder
 from citeqa.index.engine import Engine, EngineSettings
-from citeqa.index.models.embedding import DEFAULT_MODEL, Embedder
+from citeqa.index.models.embedding import Embedder
 from citeqa.index.ranking.search import Retriever
 from citeqa.index.storage.collection import Collection
-from citeqa.index.storage.segment import PreparedDocument
+from citeqa.index.storage.segment_writer import PreparedDocument
 from citeqa.index.text.chunking import Chunk
 from citeqa.index.text.documents import make_document
 from citeqa.index.text.spans import Span, sentence_spans
 from citeqa.index.writing.builder import IndexSettings, Preparer, passage_text
+from citeqa.settings import Settings
 
 
 def load_sentences(data: Path, limit: int) -> list[str]:
@@ -203,7 +204,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="folder for the collections (default: a temporary one)")
     parser.add_argument("--cache", type=Path, help="embedding cache folder, so a second run embeds nothing")
     args = parser.parse_args()
-    embedder = (CachedEmbedder(args.cache, DEFAULT_MODEL) if args.cache else Embedder()).load()
+    served = Settings().engine_settings()
+    embedder = (CachedEmbedder.for_settings(args.cache, served) if args.cache else served.embedder()).load()
     settings = EngineSettings(index=IndexSettings(title_in_passages=False))
     sentences = load_sentences(args.data, args.sentences)
     print(f"embedding {len(sentences)} real sentences once …", file=sys.stderr)

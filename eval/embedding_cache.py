@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from citeqa.index.engine import EngineSettings
 from citeqa.index.models.embedding import DEFAULT_BATCH_SIZE, Embedder
 
 
@@ -27,6 +28,11 @@ class CachedEmbedder(Embedder):
         self._vectors: dict[str, np.ndarray] = {}
         self._loaded = False
         self._dirty = False
+
+    @classmethod
+    def for_settings(cls, folder: Path, settings: EngineSettings) -> CachedEmbedder:
+        """The cached counterpart of `settings.embedder()`: same model, encoder, batch size and ONNX folder."""
+        return cls(folder, settings.model, settings.batch_size, encoder=settings.encoder, models_dir=settings.models_dir)
 
     @property
     def path(self) -> Path:

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -29,9 +30,9 @@ import numpy as np
 from citeqa.eval.beir import load_beir
 from citeqa.eval.bench import memory_mib, percentile, wait_ready
 from citeqa.home import bundled
+from citeqa.index.engine import Engine, EngineSettings
 from citeqa.index.models.embedding import ENCODERS, Embedder
 from citeqa.index.text.spans import evidence_units
-from citeqa.index.writing.builder import IndexSettings, sync_collection
 from citeqa.index.writing.ingest import load_folder
 
 
@@ -150,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         report = load_folder(bundled("seeds"))
         for name, embedder in embedders.items():
-            sync_collection(home / f"index-{name}", report.documents, report.origin, embedder, IndexSettings())
+            with closing(Engine.create(home / f"index-{name}", EngineSettings(), embedder)) as engine:
+                engine.sync(report.documents, report.origin)
         # The servers read the ONNX export from <CITEQA_HOME>/models: point that at the cache used above.
         if models_dir != home / "models":
             (home / "models").symlink_to(models_dir.resolve(), target_is_directory=True)

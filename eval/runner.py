@@ -16,16 +16,18 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from citeqa.console import TerminalProgress
 from citeqa.eval.beir import BeirDataset, load_beir
 from citeqa.eval.embedding_cache import CachedEmbedder
 from citeqa.eval.gold import GOLD_PATH, GoldQuestion, check_gold, load_gold
 from citeqa.eval.metrics import hit_at_k, mean, mrr_at_k, ndcg_at_k, recall_at_k
 from citeqa.index.engine import Engine, EngineSettings
 from citeqa.index.models.embedding import Embedder
+from citeqa.index.progress import NO_PROGRESS
 from citeqa.index.ranking.evidence import Passage
 from citeqa.index.ranking.search import Hit, SearchMode
 from citeqa.index.text.documents import Document
-from citeqa.index.writing.builder import sync_collection
+from citeqa.index.writing.builder import first_of_each_id
 from citeqa.index.writing.ingest import load_folder
 
 MODES = (SearchMode.LEXICAL, SearchMode.DENSE, SearchMode.HYBRID)
@@ -52,15 +54,15 @@ def cached_engine(
 ) -> Engine:
     """An engine over `documents`, its index kept under cache_dir/<name>-<hash of the index settings>;
     texts already embedded for any other settings come from the embedding cache in cache_dir."""
-    options = {"encoder": settings.encoder, "models_dir": settings.models_dir}
-    embedder = (embedder or CachedEmbedder(cache_dir, settings.model, **options)).load()
+    embedder = (embedder or CachedEmbedder.for_settings(cache_dir, settings)).load()
     config = settings.index.config_for(embedder)
     key = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:12]
-    index_dir = cache_dir / f"{name}-{key}"
-    sync_collection(index_dir, documents, "", embedder, settings.index, show_progress=show_progress)
+    engine = Engine.create(cache_dir / f"{name}-{key}", settings, embedder)
+    unique, _ = first_of_each_id(documents)
+    engine.sync(unique, None, progress=TerminalProgress() if show_progress else NO_PROGRESS)
     if isinstance(embedder, CachedEmbedder):
         embedder.save()
-    return Engine.open(index_dir, settings, embedder)
+    return engine
 
 
 # -- the gold set ----------------------------------------------------------------------------------
@@ -93,7 +95,7 @@ def evaluate_gold(engine: Engine, questions: list[GoldQuestion], top_k: int = 10
             continue
         abstained_answerable += not answer.composed.found
         golds = q.gold_spans(documents[q.doc_id])
-        relevant = [p.document.id == q.doc_id and _covers((p.hit.chunk.start, p.hit.chunk.end), golds) for p in answer.passages]
+        relevant = [p.document.id == q.doc_id and _covers((p.chunk.start, p.chunk.end), golds) for p in answer.passages]
         first = next((i + 1 for i, ok in enumerate(relevant) if ok), None)
         top = answer.passages[0] if answer.passages else None
         quote_hit = bool(top and top.document.id == q.doc_id and _covers((top.quote.start, top.quote.end), golds))
@@ -177,7 +179,7 @@ def evaluate_beir(
             hits, quotes = engine.rank(query, BEIR_CHUNK_DEPTH, mode=mode, query_vector=vector)
             rankings[qid] = rank_documents(hits)
             if dataset.answers and mode is engine.settings.retrieval.mode and qid in dataset.answers:
-                top = Passage(1, hits[0], hits[0].snapshot.document_of(hits[0].row), quotes[0]) if hits else None
+                top = engine.passages(hits[:1], quotes[:1])[0] if hits else None
                 quote_hits.append(float(answer_in_quote(top, dataset.answers[qid])))
         figures = ranking_metrics(rankings, dataset.qrels)
         if quote_hits:

@@ -7,16 +7,17 @@ evaluation all call it, with a re-scoring depth that does not depend on how many
 
 from __future__ import annotations
 
-import logging
-import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from citeqa.index.answering.claims import SupportScorer
 from citeqa.index.answering.compose import AnswerSettings, ComposedAnswer, compose_answer
 from citeqa.index.models.embedding import DEFAULT_BATCH_SIZE, DEFAULT_ENCODER, DEFAULT_MODEL, Embedder
-from citeqa.index.progress import NO_PROGRESS, Progress, Stage, WriteStopped
+from citeqa.index.parsing.dispatch import ParseLimits
+from citeqa.index.progress import NO_PROGRESS, Progress
 from citeqa.index.ranking.evidence import EvidenceFinder, Passage, Quote
 from citeqa.index.ranking.head_ranker import HeadRanker
 from citeqa.index.ranking.quote_selector import QuoteSelector
@@ -28,11 +29,11 @@ from citeqa.index.text.chunking import Chunk
 from citeqa.index.text.documents import Document
 from citeqa.index.text.lexical import LexicalTokenizer
 from citeqa.index.writing.builder import IndexSettings, Preparer
+from citeqa.index.writing.ingest import DEFAULT_LIMITS, IncomingFile, IngestReport
+from citeqa.index.writing.writer import Writer
 
-log = logging.getLogger("citeqa.engine")
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EngineSettings:
     model: str = DEFAULT_MODEL
     index: IndexSettings = field(default_factory=IndexSettings)
@@ -48,11 +49,13 @@ class EngineSettings:
     # needs learned_quotes. Off: fused score + quote_rerank_weight * quote score.
     learned_ranking: bool = True
     encoder: str = DEFAULT_ENCODER  # onnx, onnx-int8 or torch (index/models/embedding.py)
-    models_dir: Path | None = None  # where ONNX exports are cached; None: <home>/models
+    models_dir: Path | None = None  # where ONNX exports are cached (the ONNX encoders need one)
+    batch_size: int = DEFAULT_BATCH_SIZE  # texts per encoder call when indexing
 
-    def embedder(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Embedder:
-        """An (unloaded) Embedder for these settings' model and encoder."""
-        return Embedder(self.model, batch_size, encoder=self.encoder, models_dir=self.models_dir)
+    def embedder(self) -> Embedder:
+        """An (unloaded) Embedder for these settings' model, encoder and batch size: the only way the service, the
+        CLI and eval build one, so every writer of a collection embeds as its readers do."""
+        return Embedder(self.model, self.batch_size, encoder=self.encoder, models_dir=self.models_dir)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class EngineStats:
     built_at: str
     generation: int
     segments: int
+    units: int = 0  # sentences (evidence units) indexed besides the chunks
 
 
 @dataclass(frozen=True)
@@ -95,13 +99,9 @@ class Engine:
         self.settings = settings
         self.tokenizer = LexicalTokenizer(settings.index.lexical)
         self.preparer = Preparer(embedder, settings.index)
-        self._merging = threading.Lock()
-        self._closing = threading.Event()  # a background merge stops at its next step once this is set
+        self.writer = Writer(collection, self.preparer, settings.write_timeout)
         self.selector = QuoteSelector.load() if settings.learned_quotes else None
         self.head_ranker = HeadRanker.load() if settings.learned_ranking and settings.learned_quotes else None
-        # A server merges after each write in a background thread; a command that exits right after its write
-        # turns this off and merges in the foreground instead (a daemon thread would be cut short at exit).
-        self.background_merges = True
 
     @classmethod
     def open(cls, folder: Path, settings: EngineSettings, embedder: Embedder | None = None) -> Engine:
@@ -110,18 +110,27 @@ class Engine:
         return cls(Collection.open(folder, settings.index.config_for(embedder)), embedder, settings)
 
     @classmethod
-    def create(cls, folder: Path, settings: EngineSettings, embedder: Embedder | None = None) -> Engine:
-        """Open the collection at folder, creating an empty one if there is none."""
+    def create(cls, folder: Path, settings: EngineSettings, embedder: Embedder | None = None, rebuild: bool = False) -> Engine:
+        """Open the collection at folder, creating an empty one if there is none (or emptying it first, with
+        `rebuild`). Raises IndexMismatchError when it was built with other settings and rebuild is False."""
         embedder = (embedder or settings.embedder()).load()
         config = settings.index.config_for(embedder)
+        if rebuild and Path(folder).exists():
+            Collection.remove(folder)
         collection = Collection.open(folder, config) if Collection.exists(folder) else Collection.create(folder, config)
         return cls(collection, embedder, settings)
 
+    def variant(self, settings: EngineSettings) -> Engine:
+        """Another engine over this one's collection and model, ranking with other settings (the eval's sweeps
+        compare variants this way; none of them changes this engine). The index settings must be the same."""
+        if settings.index != self.settings.index:
+            raise ValueError("a variant ranks differently; its index settings must be the collection's")
+        return Engine(self.collection, self.embedder, settings)
+
     def close(self) -> None:
         """Close the collection, once a background merge has stopped (it ends before its commit; nothing is lost)."""
-        self._closing.set()
-        with self._merging:
-            self.collection.close()
+        self.writer.close()
+        self.collection.close()
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -180,8 +189,9 @@ class Engine:
         documents, chunks = self.collection.counts()
         snapshot = self.collection.snapshot()
         manifest = self.collection.manifest
+        units = sum(len(segment.reader.units) for segment in snapshot.segments)
         return EngineStats(
-            documents, chunks, manifest.config.model_name, manifest.built_at, snapshot.generation, len(snapshot.segments)
+            documents, chunks, manifest.config.model_name, manifest.built_at, snapshot.generation, len(snapshot.segments), units
         )
 
     # -- ranking ----------------------------------------------------------------------------------
@@ -248,62 +258,67 @@ class Engine:
             snapshot = hits[0].snapshot
             terms = self.tokenizer.tokenize([query])[0]
             quotes = quotes + self._finder(snapshot).quotes(query, terms, vector, hits[len(quotes) :])
+        return self.passages(hits, quotes)
+
+    @staticmethod
+    def passages(hits: list[Hit], quotes: list[Quote]) -> list[Passage]:
+        """Ranked hits and their quotes as passages, ranks from 1, each with its document and chunk."""
         return [
-            Passage(rank, hit, hit.snapshot.document_of(hit.row), quote)
+            Passage(rank, hit, hit.snapshot.document_of(hit.row), quote, hit.chunk)
             for rank, (hit, quote) in enumerate(zip(hits, quotes, strict=True), start=1)
         ]
+
+    def support_scorer(self, passages: list[Passage]) -> SupportScorer:
+        """What checks an upstream answer's claims against `passages`: this model's vectors, this collection's words
+        and the term weights of the snapshot the passages came from."""
+        idf = passages[0].hit.snapshot.idf if passages else (lambda terms: dict.fromkeys(terms, 1.0))
+        return SupportScorer(self.embedder.embed, self.tokenizer.tokenize, idf)
 
     def ask(self, question: str, top_k: int = 5) -> Answer:
         passages = self.search(question, top_k)
         return Answer(compose_answer(passages, self.settings.answer), passages)
 
-    # -- writing ----------------------------------------------------------------------------------
+    # -- writing: the one write path (index/writing/writer.py) ------------------------------------
+
+    @property
+    def background_merges(self) -> bool:
+        """True (a server): merges run after a write in a background thread. False (a command that exits right
+        after its write): in the foreground, before the write returns."""
+        return self.writer.background_merges
+
+    @background_merges.setter
+    def background_merges(self, value: bool) -> None:
+        self.writer.background_merges = value
 
     @property
     def originals(self) -> OriginalStore:
-        """The collection's original files (`<collection>/files/<sha256>`)."""
-        return OriginalStore(self.collection.folder)
+        return self.writer.originals
+
+    @property
+    def folder(self) -> Path:
+        return self.collection.folder
+
+    def generation(self) -> int:
+        """The number of the last commit: it grows by one with every write that changed something."""
+        return self.collection.generation()
 
     def upsert(self, documents: list[Document], progress: Progress = NO_PROGRESS) -> WriteResult:
-        """Add or replace documents in one commit. Splitting and embedding happen before the write lock is taken;
-        `progress` hears of every stage (and may raise to stop before the commit)."""
-        current = self.collection.hashes([d.id for d in documents])
-        changed = [d for d in documents if current.get(d.id) != d.sha256]
-        prepared = self.preparer.prepare(changed, progress=progress)
-        ids = [d.id for d in documents]
-        progress.begin(Stage.COMMITTING, 1)
-        progress.files(ids, Stage.COMMITTING)
-        result = self.collection.write(prepared, [], timeout=self.settings.write_timeout)
-        progress.advance(Stage.COMMITTING)
-        progress.end(Stage.COMMITTING)
-        progress.files(ids, Stage.COMMITTED)
-        result.unchanged = sorted(set(result.unchanged) | ({d.id for d in documents} - {d.id for d in changed}))
-        self._merge_in_background(result)
-        return result
+        return self.writer.upsert(documents, progress)
+
+    def sync(self, documents: list[Document], source_prefix: str | None, progress: Progress = NO_PROGRESS) -> WriteResult:
+        return self.writer.sync(documents, source_prefix, progress)
+
+    def ingest_files(
+        self,
+        files: Sequence[IncomingFile],
+        source_prefix: str,
+        limits: ParseLimits = DEFAULT_LIMITS,
+        progress: Progress = NO_PROGRESS,
+    ) -> IngestReport:
+        return self.writer.ingest_files(files, source_prefix, limits, progress)
 
     def delete(self, doc_ids: list[str]) -> WriteResult:
-        result = self.collection.write([], doc_ids, timeout=self.settings.write_timeout)
-        self._merge_in_background(result)
-        return result
+        return self.writer.delete(doc_ids)
 
     def merge(self, force: bool = False) -> int:
-        return self.collection.merge(timeout=self.settings.write_timeout, force=force, stopping=self._closing)
-
-    def _merge_in_background(self, result: WriteResult) -> None:
-        """Compact small segments after a write, off the request's path (one merge at a time)."""
-        if not self.background_merges or not result.changed or not self._merging.acquire(blocking=False):
-            return
-
-        def run() -> None:
-            try:
-                self.merge()
-                # A replaced or deleted document may have left its original file unreferenced.
-                self.collection.sweep_originals(timeout=self.settings.write_timeout)
-            except WriteStopped:
-                log.info("background merge stopped: the collection is closing")
-            except Exception:  # a failed merge or sweep leaves the committed state as it was
-                log.exception("background merge failed")
-            finally:
-                self._merging.release()
-
-        threading.Thread(target=run, name="citeqa-merge", daemon=True).start()
+        return self.writer.merge(force)

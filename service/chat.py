@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from citeqa.index.answering.claims import Claim, SupportScorer, check_claims, extractive_claims
+from citeqa.index.answering.claims import Claim, check_claims, extractive_claims
 from citeqa.index.answering.compose import NOT_FOUND
 from citeqa.index.engine import Engine
 from citeqa.index.ranking.evidence import Passage
@@ -108,21 +108,16 @@ class Generated:
     found: bool
 
 
-def support_scorer(engine: Engine, passages: list[Passage]) -> SupportScorer:
-    idf = passages[0].hit.snapshot.idf if passages else (lambda terms: dict.fromkeys(terms, 1.0))
-    return SupportScorer(engine.embedder.embed, engine.tokenizer.tokenize, idf)
-
-
 def generate_answer(engine: Engine, settings: Settings, model: UpstreamModel, query: str, passages: list[Passage]) -> Generated:
     """The upstream model's answer from the numbered passages, every sentence checked against what it cites
     (index/answering/claims.py): unsupporting or unknown markers removed, unsupported sentences re-cited, flagged or dropped."""
-    blocks = "\n\n".join(render("passage", marker=str(p.rank), title=p.document.title, text=p.hit.chunk.text) for p in passages)
+    blocks = "\n\n".join(render("passage", marker=str(p.rank), title=p.document.title, text=p.chunk.text) for p in passages)
     raw = model.complete(load_prompt("system"), render("context", passages=blocks, question=query)).strip()
     said = keep_known_markers(raw, len(passages))
     if not said or NOT_FOUND.rstrip(".").lower() in said.lower():
         return Generated(said or NOT_FOUND, [], [], False)
-    evidence = [p.hit.chunk.text for p in passages]
-    checked = check_claims(raw, evidence, support_scorer(engine, passages), settings.claim_settings())
+    evidence = [p.chunk.text for p in passages]
+    checked = check_claims(raw, evidence, engine.support_scorer(passages), settings.claim_settings())
     return Generated(checked.text, [passages[i] for i in checked.cited], checked.claims, checked.found)
 
 

@@ -57,7 +57,7 @@ class CollectionRegistry:
         """The engine of a collection that is open and still exists; None when `get` would have to open one (or
         report that there is none). Cheap enough to call on the event loop: a dictionary look-up and one stat."""
         engine = self._engines.get(name)
-        return engine if engine is not None and Collection.exists(engine.collection.folder) else None
+        return engine if engine is not None and Collection.exists(engine.folder) else None
 
     def get(self, name: str) -> Engine:
         """The engine of an existing collection; UnknownCollectionError when there is none, ValueError for a bad name."""

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
 
+from citeqa.index.progress import NO_PROGRESS, Progress
 from citeqa.service.collections import CollectionRegistry
 from citeqa.service.indexing import open_or_build
 from citeqa.service.mcp_server import build_mcp_server
@@ -33,10 +34,11 @@ def stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def serve_stdio(settings: Settings) -> None:
-    """Open the default collection's index (building it from the corpus if there is none), then serve."""
+def serve_stdio(settings: Settings, progress: Progress = NO_PROGRESS, announce: Callable[[str], None] | None = None) -> None:
+    """Open the default collection's index (building it from the corpus if there is none, with `progress` and
+    `announce` hearing of it), then serve."""
     with stdout_to_stderr():
-        engine = open_or_build(settings, show_progress=True)
+        engine = open_or_build(settings, progress, announce)
     # The same registry the HTTP app uses: other collections in the data home open on first use.
     collections = CollectionRegistry(settings, engine.embedder, engine.settings)
     collections.attach(DEFAULT_COLLECTION, engine)

@@ -105,7 +105,7 @@ class Citation(BaseModel):
 
     @classmethod
     def of(cls, passage: Passage) -> Citation:
-        chunk, document, quote = passage.hit.chunk, passage.document, passage.quote
+        chunk, document, quote = passage.chunk, passage.document, passage.quote
         where = locate(document.meta, quote.start, quote.end)
         return cls(
             page_start=where.page_start,
@@ -143,7 +143,7 @@ class SearchResult(BaseModel):
             rank=passage.rank,
             score=round(hit.score, 6),
             scores=ComponentScores(dense=round(hit.dense, 6), lexical=round(hit.lexical, 6)),
-            text=hit.chunk.text,
+            text=passage.chunk.text,
             citation=Citation.of(passage),
         )
 

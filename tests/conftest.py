@@ -34,7 +34,8 @@ SEED_ID = "000_ffb073c2a839212b.txt"
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
-    return Embedder().load()
+    """The configured embedder, built the one way the service and the CLI build it."""
+    return Settings().engine_settings().embedder().load()
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +45,9 @@ def seed_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def seed_engine(seed_settings: Settings, embedder: Embedder) -> Engine:
-    build_from_corpus(seed_settings, embedder=embedder)
-    return Engine.open(seed_settings.index_dir, seed_settings.engine_settings(), embedder)
+    engine = Engine.create(seed_settings.index_dir, seed_settings.engine_settings(), embedder)
+    build_from_corpus(seed_settings, engine=engine)
+    return engine
 
 
 @pytest.fixture(scope="session")

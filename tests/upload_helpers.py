@@ -22,8 +22,8 @@ from tests.conftest import SEEDS
 def upload_app(index_dir: Path, embedder: Embedder, **overrides: object) -> Iterator[TestClient]:
     """An app over a fresh index of the seed document, with settings overrides (limits, job threshold)."""
     settings = Settings(corpus_dir=SEEDS, index_dir=index_dir, **overrides)
-    build_from_corpus(settings, embedder=embedder)
-    engine = Engine.open(index_dir, settings.engine_settings(), embedder)
+    engine = Engine.create(index_dir, settings.engine_settings(), embedder)
+    build_from_corpus(settings, engine=engine)
     try:
         with TestClient(create_app(settings, engine)) as client:
             yield client

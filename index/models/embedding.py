@@ -22,17 +22,17 @@ DEFAULT_MODEL = "bundled:all-MiniLM-L6-v2"
 
 # How texts become vectors: the model exported to ONNX and run by onnxruntime, in fp32 or with int8 weights
 # (index/models/onnx_encoder.py), or sentence-transformers on torch. An index records which one built it. fp32 ONNX is the
-# default: its vectors are torch's (cosine 1.0000, the same nDCG@10), a query encodes about 4x faster, and a server
-# never imports torch. int8 is faster still but costs SciFact 0.0055 nDCG@10 (README, "One model, two runtimes").
+# default: its vectors are torch's (the same nDCG@10), a query encodes several times faster, and a server never
+# imports torch. int8 is faster still but costs some nDCG@10 (docs/tuning.md, "Figures behind the code's constants").
 EncoderName = Literal["onnx", "onnx-int8", "torch"]
 ENCODERS: tuple[str, ...] = get_args(EncoderName)
 DEFAULT_ENCODER: EncoderName = "onnx"
-# Texts per encoder pass in bulk (texts are sorted by length first, so a batch pads little). On 2 cores (AMD EPYC)
-# 1,932 squad-dev-a passages and sentences took a median 18.8 s in batches of 32, 19.8 s of 16, 21.7 s of 64.
+# Texts per encoder pass in bulk (texts are sorted by length first, so a batch pads little); 32 was the fastest of
+# 16, 32 and 64 on 2 cores (docs/tuning.md, "Figures behind the code's constants").
 DEFAULT_BATCH_SIZE = 32
 QUERY_CACHE_SIZE = 1024  # query vectors kept by embed_query (least recently used dropped first)
 # Most queries encoded in one pass. Queries that arrive while the encoder is busy wait and go together in the next
-# pass: on 2 cores a pass of 8 squad-dev-a questions cost 4.7 ms a question against 8.6 ms one at a time.
+# pass, which costs each question about half what encoding it alone does (docs/tuning.md, same section).
 QUERY_BATCH_LIMIT = 16
 
 # Called after every embed() with (number of texts, seconds spent encoding): the service measures encoder time
@@ -65,19 +65,12 @@ def fingerprint_model(model_path: str) -> str:
     return digest.hexdigest()
 
 
-def default_models_dir() -> Path:
-    """Where exported ONNX models are cached: CITEQA_MODELS_DIR, by default the data home's models folder."""
-    from citeqa.settings import Settings
-
-    settings = Settings()
-    return settings.models_dir or settings.home / "models"
-
-
 class Embedder:
     """A light constructor; the model loads on first use (or `load()`), once.
 
-    `encoder` picks the backend (ENCODERS); the ONNX ones export the model on first use into `models_dir`
-    (default `<home>/models`) and never import torch when that export is already there.
+    `encoder` picks the backend (ENCODERS); the ONNX ones export the model on first use into `models_dir` (which
+    they need: the caller says where, as settings.py does with `<home>/models`) and never import torch when that
+    export is already there.
     """
 
     def __init__(
@@ -115,7 +108,9 @@ class Embedder:
     def _onnx(self):
         from citeqa.index.models.onnx_encoder import OnnxEncoder
 
-        return OnnxEncoder(self.model_path, self.fingerprint, self.encoder, self.models_dir or default_models_dir())
+        if self.models_dir is None:
+            raise ValueError(f"the {self.encoder} encoder needs models_dir: the folder its ONNX export is kept in")
+        return OnnxEncoder(self.model_path, self.fingerprint, self.encoder, self.models_dir)
 
     @cached_property
     def fingerprint(self) -> str:

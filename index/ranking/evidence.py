@@ -11,8 +11,9 @@ from citeqa.index.ranking.quote_features import CandidateUnits, QuestionInput
 from citeqa.index.ranking.quote_selector import QuoteSelector
 from citeqa.index.ranking.quote_terms import TermMatches, term_stats
 from citeqa.index.ranking.search import Hit
-from citeqa.index.storage.segment import expand_ranges
+from citeqa.index.storage.rows import expand_ranges
 from citeqa.index.storage.snapshot import Snapshot
+from citeqa.index.text.chunking import Chunk
 from citeqa.index.text.documents import Document
 from citeqa.index.text.lexical import LexicalTokenizer
 from citeqa.index.text.spans import Span, trim
@@ -36,12 +37,14 @@ class Quote:
 
 @dataclass(frozen=True)
 class Passage:
-    """A retrieved chunk with its document and the quote that cites it."""
+    """A retrieved chunk with its document and the quote that cites it: everything a reply needs, read from one
+    snapshot when the passage was made (a reply never reaches back into storage)."""
 
     rank: int
-    hit: Hit
+    hit: Hit  # its scores
     document: Document
     quote: Quote
+    chunk: Chunk
 
 
 def close_to_best(

@@ -6,26 +6,25 @@ Preparing is the expensive part of a write (the encoder) and needs no lock; the 
 from __future__ import annotations
 
 import bisect
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from citeqa.index.models.embedding import Embedder
 from citeqa.index.progress import NO_PROGRESS, Progress, Stage
-from citeqa.index.storage.collection import Collection, WriteResult
+from citeqa.index.storage.collection import WriteResult
 from citeqa.index.storage.manifest import IndexConfig
-from citeqa.index.storage.segment import PreparedDocument
+from citeqa.index.storage.segment_writer import PreparedDocument
 from citeqa.index.text.chunking import Chunk, ChunkerSettings, split_document
 from citeqa.index.text.documents import Document, SkippedFile
 from citeqa.index.text.lexical import LexicalSettings, LexicalTokenizer
 from citeqa.index.text.spans import Span, evidence_units
 
 # Characters per encoder call when progress is reported (see progress_slices): about two seconds of encoding on two
-# cores, so a write that is asked to stop (a server shutting down, whose grace is 10 s) ends within seconds. A slice
-# of 256 texts took 8.5 s when they were long chunks.
+# cores, so a write that is asked to stop (a server shutting down, whose grace is 10 s) ends within seconds; a slice
+# counted in texts rather than characters could run far past the grace (docs/tuning.md, "Figures behind the code's
+# constants").
 PROGRESS_SLICE_CHARACTERS = 50_000
 CHUNK_VECTORS = ("encoded", "derived")
 UNIT_VECTORS = ("encoded", "pooled")
@@ -37,7 +36,7 @@ POOLED_CONTEXT_SHARE = 0.3
 SplitDocument = tuple[Document, list[Chunk], list[Span]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class IndexSettings:
     """The settings that shape an index's contents (recorded in its manifest)."""
 
@@ -258,64 +257,27 @@ def best_holder(chunks: list[Chunk], starts: list[int], unit: Span) -> int | Non
     return best
 
 
-def open_collection(folder: Path, embedder: Embedder, settings: IndexSettings, rebuild: bool = False) -> Collection:
-    """The collection at `folder`, created if missing (or emptied first, with rebuild)."""
-    config = settings.config_for(embedder)
-    if rebuild and folder.exists():
-        Collection.remove(folder)
-    if Collection.exists(folder):
-        return Collection.open(folder, config)
-    return Collection.create(folder, config)
-
-
-def sync_collection(
-    folder: Path,
-    documents: list[Document],
-    source_prefix: str | None,
-    embedder: Embedder,
-    settings: IndexSettings,
-    rebuild: bool = False,
-    show_progress: bool = False,
-    timeout: float = 600.0,
-    progress: Progress = NO_PROGRESS,
-) -> BuildSummary:
-    """Bring the collection in line with a folder's `documents`, in one commit: add and update them, and remove the
-    documents that came from that folder (source starting with source_prefix) and are gone. Documents from
-    elsewhere (uploads, other folders) stay. Unchanged documents cost nothing.
-
-    Raises IndexMismatchError when the existing collection was built with other settings and rebuild is False.
-    """
-    started = time.perf_counter()
-    summary = BuildSummary(documents=len(documents))
+def first_of_each_id(documents: list[Document]) -> tuple[list[Document], list[SkippedFile]]:
+    """The first document of each id, and a skipped entry for every later one (a write needs unique ids)."""
     unique: dict[str, Document] = {}
+    skipped = []
     for document in documents:
         if document.id in unique:
-            summary.skipped.append(SkippedFile(document.source, f"duplicate document id '{document.id}'"))
+            skipped.append(SkippedFile(document.source, f"duplicate document id '{document.id}'"))
         else:
             unique[document.id] = document
-    collection = open_collection(folder, embedder, settings, rebuild)
-    try:
-        current = collection.hashes()
-        changed = [d for d in unique.values() if current.get(d.id) != d.sha256]
-        preparer = Preparer(embedder, settings)
-        prepared = preparer.prepare(changed, show_progress, progress)
-        progress.begin(Stage.COMMITTING, 1)
-        result = collection.write(prepared, [], timeout=timeout, mirror=(source_prefix, set(unique)) if source_prefix else None)
-        progress.advance(Stage.COMMITTING)
-        progress.end(Stage.COMMITTING)
-        result.unchanged = sorted(set(result.unchanged) | (set(unique) - {d.id for d in changed}))
-        collection.merge(timeout=timeout)
-        if result.changed:
-            collection.sweep_originals(timeout=timeout)
-        _fill(summary, result)
-        summary.chunks = collection.counts()[1]
-    finally:
-        collection.close()
-    summary.seconds = time.perf_counter() - started
-    return summary
+    return list(unique.values()), skipped
 
 
-def _fill(summary: BuildSummary, result: WriteResult) -> None:
-    summary.added, summary.updated = result.added, result.updated
-    summary.unchanged, summary.removed = result.unchanged, result.removed
-    summary.written = result.changed
+def summarize(result: WriteResult, documents: int, chunks: int, seconds: float) -> BuildSummary:
+    """What a folder build reports, from its commit."""
+    return BuildSummary(
+        documents=documents,
+        chunks=chunks,
+        added=result.added,
+        updated=result.updated,
+        unchanged=result.unchanged,
+        removed=result.removed,
+        seconds=seconds,
+        written=result.changed,
+    )

@@ -3,11 +3,11 @@
 Two entry points share the per-file work:
 
 - `load_folder(root)`: every file of a corpus folder, for `citeqa index` (which then mirrors the folder);
-- `ingest_files(engine, files)`: a list of files for one collection, in one commit, for `citeqa add`, uploads
-  and upload jobs. Each file gets an outcome (added, updated, unchanged, failed with a reason); a bad file fails
-  alone and never stops the others.
+- `parse_files(originals, files)`: a list of files for one collection, for `citeqa add`, uploads and upload jobs;
+  `Engine.ingest_files` commits what parsed in one write and reports an outcome per file (added, updated,
+  unchanged, failed with a reason); a bad file fails alone and never stops the others.
 
-A document's id is its path relative to the folder (`load_folder`) or the name it was given (`ingest_files`).
+A document's id is its path relative to the folder (`load_folder`) or the name it was given (`parse_files`).
 Its text hash (`Document.sha256`) decides whether it changed: an original whose bytes differ but whose text comes
 out the same is `unchanged`, and the stored original stays the one that text was indexed from.
 """
@@ -18,11 +18,12 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from citeqa.index.parsing.dispatch import ParseLimits, parse_document
 from citeqa.index.parsing.locate import Original, meta_of
 from citeqa.index.progress import NO_PROGRESS, Progress, Stage
+from citeqa.index.storage.collection import WriteResult
 from citeqa.index.storage.originals import OriginalStore
 from citeqa.index.text.documents import (
     Document,
@@ -33,9 +34,6 @@ from citeqa.index.text.documents import (
     content_hash,
     document_id_for,
 )
-
-if TYPE_CHECKING:
-    from citeqa.index.engine import Engine
 
 Status = Literal["added", "updated", "unchanged", "failed"]
 DEFAULT_LIMITS = ParseLimits()
@@ -145,40 +143,53 @@ class IngestReport:
         return any(o.status in ("added", "updated") for o in self.outcomes)
 
 
-def ingest_files(
-    engine: Engine,
+@dataclass
+class ParsedFiles:
+    """What parsing a list of files gave: the documents to commit, and the outcome of each file that failed."""
+
+    files: Sequence[IncomingFile]
+    documents: list[Document]
+    failed: dict[int, FileOutcome]  # by the file's position
+    positions: dict[str, int]  # a parsed document's id -> its file's position
+
+    def report(self, result: WriteResult | None) -> IngestReport:
+        """One outcome per file, in order, once `result` (the commit of `documents`) is known."""
+        statuses: dict[str, Status] = {}
+        if result is not None:
+            statuses.update(dict.fromkeys(result.added, "added"))
+            statuses.update(dict.fromkeys(result.updated, "updated"))
+            statuses.update(dict.fromkeys(result.unchanged, "unchanged"))
+        outcomes = dict(self.failed)
+        for document in self.documents:
+            position = self.positions[document.id]
+            incoming = self.files[position]
+            status = statuses.get(document.id, "unchanged")
+            outcomes[position] = FileOutcome(
+                incoming.filename, document.id, incoming.size, status, None, document.meta["media_type"]
+            )
+        return IngestReport([outcomes[position] for position in sorted(outcomes)])
+
+
+def parse_files(
+    originals: OriginalStore,
     files: Sequence[IncomingFile],
     source_prefix: str,
     limits: ParseLimits = DEFAULT_LIMITS,
     progress: Progress = NO_PROGRESS,
-) -> IngestReport:
-    """Parse `files`, store their originals, and add or replace their documents in `engine`'s collection in one
-    commit. Returns one outcome per file, in order. Raises what the commit raises (WriterBusyError, ...): then
-    nothing was committed and every parsed file's outcome is the caller's to report."""
-    outcomes: list[FileOutcome | None] = [None] * len(files)
+) -> ParsedFiles:
+    """Parse `files` and store their originals (before the commit that will name them). Nothing is committed."""
+    failed: dict[int, FileOutcome] = {}
     documents: dict[str, tuple[int, Document]] = {}
     progress.begin(Stage.PARSING, len(files))
     for index, incoming in enumerate(files):
-        outcome_or_document = _parse_one(engine.originals, incoming, documents, source_prefix, limits, progress)
+        outcome_or_document = _parse_one(originals, incoming, documents, source_prefix, limits, progress)
         if isinstance(outcome_or_document, FileOutcome):
-            outcomes[index] = outcome_or_document
+            failed[index] = outcome_or_document
         else:
             documents[outcome_or_document.id] = (index, outcome_or_document)
         progress.advance(Stage.PARSING)
     progress.end(Stage.PARSING)
-
-    if documents:
-        result = engine.upsert([document for _, document in documents.values()], progress=progress)
-        statuses: dict[str, Status] = {}
-        statuses.update(dict.fromkeys(result.added, "added"))
-        statuses.update(dict.fromkeys(result.updated, "updated"))
-        statuses.update(dict.fromkeys(result.unchanged, "unchanged"))
-        for doc_id, (index, document) in documents.items():
-            incoming = files[index]
-            outcomes[index] = FileOutcome(
-                incoming.filename, doc_id, incoming.size, statuses.get(doc_id, "unchanged"), None, document.meta["media_type"]
-            )
-    return IngestReport([o for o in outcomes if o is not None])
+    return ParsedFiles(files, [document for _, document in documents.values()], failed, {d: i for d, (i, _) in documents.items()})
 
 
 def _parse_one(

@@ -12,9 +12,9 @@ from pydantic import ValidationError
 from citeqa.index.engine import DocumentInfo, Engine
 from citeqa.index.parsing.formats import MEDIA_TYPES
 from citeqa.index.progress import Progress, StopWhenAsked
-from citeqa.index.storage.collection import WriterBusyError
+from citeqa.index.storage.write_lock import WriterBusyError
 from citeqa.index.text.documents import DocumentError
-from citeqa.index.writing.ingest import IngestReport, ingest_files
+from citeqa.index.writing.ingest import IngestReport
 from citeqa.service.deps import EngineDep, SettingsDep
 from citeqa.service.errors import ApiError
 from citeqa.service.jobs import Job, JobBoard, JobsBusyError, JobsDep
@@ -181,7 +181,7 @@ async def _upload(request: Request, engine: Engine, settings: Settings, jobs: Jo
             return reply
         try:
             report = await run_in_threadpool(
-                ingest_files, engine, received.files, UPLOAD_SOURCE, settings.parse_limits(), stop_when_asked(request)
+                engine.ingest_files, received.files, UPLOAD_SOURCE, settings.parse_limits(), stop_when_asked(request)
             )
         except WriterBusyError as exc:
             raise ApiError(503, str(exc), code="writer_busy") from exc
@@ -206,7 +206,7 @@ def _submit(request: Request, engine: Engine, settings: Settings, jobs: JobBoard
     limits = settings.parse_limits()
 
     def run(progress: Progress) -> IngestReport:
-        return ingest_files(engine, received.files, UPLOAD_SOURCE, limits, progress)
+        return engine.ingest_files(received.files, UPLOAD_SOURCE, limits, progress)
 
     try:
         job = jobs.submit(Job.for_files(collection, received.files, run, received.folder))

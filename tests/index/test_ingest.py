@@ -17,7 +17,7 @@ from citeqa.index.parsing.pdf import unwrap_lines
 from citeqa.index.progress import Progress, Stage
 from citeqa.index.storage.originals import ORIGINALS_DIR, OriginalStore
 from citeqa.index.text.documents import DocumentError, check_document_id
-from citeqa.index.writing.ingest import IncomingFile, ingest_files, load_folder
+from citeqa.index.writing.ingest import IncomingFile, load_folder
 from citeqa.settings import Settings
 from tests import files
 
@@ -187,7 +187,7 @@ def test_ingest_commits_once_reports_every_file_and_sweeps_the_originals_of_dele
     ]
     generation = engine.collection.generation()
     recorder = Recorder()
-    report = ingest_files(engine, incoming, "add/", progress=recorder)
+    report = engine.ingest_files(incoming, "add/", progress=recorder)
 
     assert [(o.doc_id, o.status) for o in report.outcomes] == [
         ("survey.pdf", "added"),

@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from citeqa.index.models.embedding import Embedder
 from citeqa.index.models.onnx_export import INFO_FILE, ONNX_VARIANTS, cache_folder
 from citeqa.index.storage.collection import MANIFEST_FILE
 from citeqa.index.storage.manifest import IndexMismatchError
-from citeqa.index.writing.builder import IndexSettings, sync_collection
+from citeqa.index.text.documents import LoadReport
 from citeqa.index.writing.ingest import load_folder
 
 SENTENCES = [
@@ -31,6 +32,12 @@ SENTENCES = [
     # Far over 256 word pieces: both backends must truncate at the same place.
     " ".join(f"clause {i} of a very long paragraph about peacekeeping contingents and their costs" for i in range(80)),
 ]
+
+
+def build_index(folder: Path, report: LoadReport, embedder: Embedder) -> None:
+    """`citeqa index` of the report's folder with `embedder`, through the engine's one write path."""
+    with closing(Engine.create(folder, EngineSettings(), embedder)) as engine:
+        engine.sync(report.documents, report.origin)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +131,7 @@ def test_an_index_built_with_one_backend_is_refused_by_another(
     tmp_path: Path, models_dir: Path, torch_embedder: Embedder, onnx_fp32: Embedder, onnx_int8: Embedder
 ) -> None:
     report = load_folder(bundled("seeds"))
-    sync_collection(tmp_path / "torch", report.documents, report.origin, torch_embedder, IndexSettings())
+    build_index(tmp_path / "torch", report, torch_embedder)
     for other in (onnx_int8, onnx_fp32):  # an index built with torch, before ONNX was the default
         refusal = rf"encoder: index has 'torch', settings want '{other.encoder}:sha256:[0-9a-f]{{64}}'"
         with pytest.raises(IndexMismatchError, match=refusal) as e:
@@ -132,7 +139,7 @@ def test_an_index_built_with_one_backend_is_refused_by_another(
         assert "citeqa index --rebuild" in str(e.value) and "(CITEQA_ENCODER=torch)" in str(e.value)
     Engine.open(tmp_path / "torch", EngineSettings(encoder="torch"), torch_embedder).close()  # kept, as the hint says
 
-    sync_collection(tmp_path / "int8", report.documents, report.origin, onnx_int8, IndexSettings())
+    build_index(tmp_path / "int8", report, onnx_int8)
     manifest = json.loads((tmp_path / "int8" / MANIFEST_FILE).read_text())
     assert manifest["model"]["encoder"] == onnx_int8.encoder_id
     for other in (torch_embedder, onnx_fp32):  # torch, and the fp32 ONNX file (another hash)
@@ -149,7 +156,7 @@ def test_an_index_built_with_one_backend_is_refused_by_another(
 
 def test_a_manifest_from_before_backends_reads_as_torch(tmp_path: Path, torch_embedder: Embedder) -> None:
     report = load_folder(bundled("seeds"))
-    sync_collection(tmp_path / "idx", report.documents, report.origin, torch_embedder, IndexSettings())
+    build_index(tmp_path / "idx", report, torch_embedder)
     path = tmp_path / "idx" / MANIFEST_FILE
     payload = json.loads(path.read_text())
     del payload["model"]["encoder"]

@@ -23,8 +23,8 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings, embedder: Embedder) -> Iterator[TestClient]:
-    build_from_corpus(settings, embedder=embedder)
-    engine = Engine.open(settings.index_dir, settings.engine_settings(), embedder)
+    engine = Engine.create(settings.index_dir, settings.engine_settings(), embedder)
+    build_from_corpus(settings, engine=engine)
     with TestClient(create_app(settings, engine)) as test_client:
         yield test_client
 

@@ -45,8 +45,9 @@ def fuzz_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="module")
 def fuzz_engine(fuzz_settings: Settings, embedder: Embedder) -> Engine:
-    build_from_corpus(fuzz_settings, embedder=embedder)
-    return Engine.open(fuzz_settings.index_dir, fuzz_settings.engine_settings(), embedder)
+    engine = Engine.create(fuzz_settings.index_dir, fuzz_settings.engine_settings(), embedder)
+    build_from_corpus(fuzz_settings, engine=engine)
+    return engine
 
 
 def started(app: FastAPI) -> Iterator[FastAPI]:

@@ -50,8 +50,8 @@ def keyed_client(seed_settings: Settings, seed_engine: Engine) -> Iterator[TestC
 def writable_keyed_client(tmp_path: Path, corpus_dir: Path, embedder: Embedder) -> Iterator[TestClient]:
     """A server over an index of its own, for tests that add and delete documents."""
     settings = Settings(corpus_dir=corpus_dir, index_dir=tmp_path / "index", home=tmp_path / "home", api_keys=KEYS)
-    build_from_corpus(settings, embedder=embedder)
-    engine = Engine.open(settings.index_dir, settings.engine_settings(), embedder)
+    engine = Engine.create(settings.index_dir, settings.engine_settings(), embedder)
+    build_from_corpus(settings, engine=engine)
     with TestClient(create_app(settings, engine)) as client:
         yield client
 

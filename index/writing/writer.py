@@ -1,0 +1,126 @@
+"""The one write path of a collection: prepare what changed (outside the write lock), commit it (under the lock),
+then merge small segments and sweep unreferenced originals.
+
+`citeqa index` (a folder, `sync`), `citeqa add`, uploads and upload jobs (`ingest_files`), JSON documents
+(`upsert`), deletes, and the eval's builds all write through here, by way of `Engine`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from citeqa.index.parsing.dispatch import ParseLimits
+from citeqa.index.progress import NO_PROGRESS, Progress, Stage, WriteStopped
+from citeqa.index.storage.collection import Collection, WriteResult
+from citeqa.index.storage.originals import OriginalStore
+from citeqa.index.text.documents import Document
+from citeqa.index.writing.builder import Preparer
+from citeqa.index.writing.ingest import DEFAULT_LIMITS, IncomingFile, IngestReport, parse_files
+
+log = logging.getLogger("citeqa.engine")
+
+
+class Writer:
+    def __init__(self, collection: Collection, preparer: Preparer, timeout: float) -> None:
+        self.collection = collection
+        self.preparer = preparer
+        self.timeout = timeout  # seconds a write waits for the collection's write lock
+        self._merging = threading.Lock()
+        self._closing = threading.Event()  # a background merge stops at its next step once this is set
+        # A server merges after each write in a background thread; a command that exits right after its write
+        # turns this off and merges in the foreground instead (a daemon thread would be cut short at exit).
+        self.background_merges = True
+
+    @property
+    def originals(self) -> OriginalStore:
+        """The collection's original files (`<collection>/files/<sha256>`)."""
+        return OriginalStore(self.collection.folder)
+
+    def upsert(self, documents: list[Document], progress: Progress = NO_PROGRESS) -> WriteResult:
+        """Add or replace documents in one commit. Splitting and embedding happen before the write lock is taken;
+        `progress` hears of every stage (and may raise to stop before the commit)."""
+        return self._write(documents, None, progress, background=self.background_merges)
+
+    def sync(self, documents: list[Document], source_prefix: str | None, progress: Progress = NO_PROGRESS) -> WriteResult:
+        """Bring the collection in line with a folder's `documents` in one commit: add and update them, and remove
+        the documents whose source starts with `source_prefix` (that came from that folder) and are not among them.
+        Documents from elsewhere (uploads, other folders) stay. Ids must be unique."""
+        mirror = (source_prefix, {d.id for d in documents}) if source_prefix else None
+        # A folder build merges in the foreground, before it reports: its caller usually exits right after.
+        return self._write(documents, mirror, progress, background=False)
+
+    def ingest_files(
+        self,
+        files: Sequence[IncomingFile],
+        source_prefix: str,
+        limits: ParseLimits = DEFAULT_LIMITS,
+        progress: Progress = NO_PROGRESS,
+    ) -> IngestReport:
+        """Parse `files`, store their originals, and add or replace their documents in one commit: one outcome per
+        file, in order; a bad file fails alone. Raises what the commit raises (WriterBusyError, ...): then nothing
+        was committed."""
+        parsed = parse_files(self.originals, files, source_prefix, limits, progress)
+        result = self.upsert(parsed.documents, progress=progress) if parsed.documents else None
+        return parsed.report(result)
+
+    def delete(self, doc_ids: list[str]) -> WriteResult:
+        result = self.collection.write([], doc_ids, timeout=self.timeout)
+        self._after_write(result, self.background_merges)
+        return result
+
+    def merge(self, force: bool = False) -> int:
+        return self.collection.merge(timeout=self.timeout, force=force, stopping=self._closing)
+
+    def close(self) -> None:
+        """Stop a background merge at its next step (before its commit: nothing is lost) and wait for it."""
+        self._closing.set()
+        with self._merging:
+            pass
+
+    def _write(
+        self, documents: list[Document], mirror: tuple[str, set[str]] | None, progress: Progress, background: bool
+    ) -> WriteResult:
+        current = self.collection.hashes([d.id for d in documents])
+        changed = [d for d in documents if current.get(d.id) != d.sha256]
+        prepared = self.preparer.prepare(changed, progress=progress)
+        ids = [d.id for d in documents]
+        progress.begin(Stage.COMMITTING, 1)
+        progress.files(ids, Stage.COMMITTING)
+        result = self.collection.write(prepared, [], timeout=self.timeout, mirror=mirror)
+        progress.advance(Stage.COMMITTING)
+        progress.end(Stage.COMMITTING)
+        progress.files(ids, Stage.COMMITTED)
+        result.unchanged = sorted(set(result.unchanged) | ({d.id for d in documents} - {d.id for d in changed}))
+        self._after_write(result, background)
+        return result
+
+    def _after_write(self, result: WriteResult, background: bool) -> None:
+        """Compact small segments after a write and sweep originals no commit names any more: off the request's
+        path in a server (one merge at a time); in the foreground for a command that exits right after."""
+        if not result.changed:
+            return
+        if not background:
+            with self._merging:
+                self._merge_and_sweep()
+            return
+        if not self._merging.acquire(blocking=False):
+            return
+
+        def run() -> None:
+            try:
+                self._merge_and_sweep()
+            except WriteStopped:
+                log.info("background merge stopped: the collection is closing")
+            except Exception:  # a failed merge or sweep leaves the committed state as it was
+                log.exception("background merge failed")
+            finally:
+                self._merging.release()
+
+        threading.Thread(target=run, name="citeqa-merge", daemon=True).start()
+
+    def _merge_and_sweep(self) -> None:
+        self.merge()
+        # A replaced or deleted document may have left its original file unreferenced.
+        self.collection.sweep_originals(timeout=self.timeout)
