@@ -26,8 +26,8 @@ from typing import Annotated, Literal
 from fastapi import Depends, Request
 
 from citeqa.index.progress import WORK_STAGES, Progress, Stage, StopWhenAsked, WriteStopped
-from citeqa.index.storage.collection import WriterBusyError
 from citeqa.index.storage.manifest import IndexMissingError
+from citeqa.index.storage.write_lock import WriterBusyError
 from citeqa.index.writing.ingest import IncomingFile, IngestReport
 from citeqa.service.errors import ApiError
 from citeqa.service.schemas import JobCounts, JobFile, JobInfo

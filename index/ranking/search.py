@@ -8,9 +8,11 @@ from functools import cached_property
 
 import numpy as np
 
-from citeqa.index.storage.segment import expand_ranges
-from citeqa.index.storage.snapshot import DenseQuery, LexicalQuery, Snapshot, sorted_union
-from citeqa.index.storage.snapshot import top_rows as _top
+from citeqa.index.storage.dense_query import DenseQuery
+from citeqa.index.storage.lexical_query import LexicalQuery
+from citeqa.index.storage.rows import expand_ranges, sorted_union
+from citeqa.index.storage.rows import top_rows as _top
+from citeqa.index.storage.snapshot import Snapshot
 from citeqa.index.text.chunking import Chunk
 
 

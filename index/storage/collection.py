@@ -2,8 +2,9 @@
 
     <collection>/manifest.json     what builds this collection's contents (model, chunker, lexical settings)
     <collection>/catalog.sqlite    segments, live documents (id -> segment and local number), deletions, generation
-    <collection>/segments/<name>/  immutable segments (see segment.py)
-    <collection>/write.lock        held (flock) by the one process writing
+                                   (see catalog.py)
+    <collection>/segments/<name>/  immutable segments (see segment_writer.py)
+    <collection>/write.lock        held (flock) by the one process writing (see write_lock.py)
     <collection>/files/<sha256>    the original files documents were parsed from (see originals.py)
 
 A write stages a segment folder, then commits in one SQLite transaction that attaches the segment, points the
@@ -15,7 +16,6 @@ snapshot of one generation and notice a newer one on their next query, whichever
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import math
 import os
 import shutil
@@ -24,51 +24,30 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from citeqa.index.progress import stop_if_asked
+from citeqa.index.storage.catalog import Catalog, DocumentRow, now
 from citeqa.index.storage.manifest import REBUILD_HINT, IndexConfig, IndexMismatchError, IndexMissingError, Manifest
 from citeqa.index.storage.originals import DEFAULT_GRACE_SECONDS, OriginalStore
-from citeqa.index.storage.segment import PreparedDocument, SegmentInfo, SegmentReader, merge_segments, write_segment
-from citeqa.index.storage.snapshot import LiveSegment, Snapshot
+from citeqa.index.storage.segment_merge import merge_segments
+from citeqa.index.storage.segment_reader import SegmentReader
+from citeqa.index.storage.segment_writer import PreparedDocument, write_segment
+from citeqa.index.storage.snapshot import Snapshot
+from citeqa.index.storage.snapshot_cache import SnapshotCache
+from citeqa.index.storage.write_lock import WriteLock, file_lock
 from citeqa.index.text.chunking import Chunk
 from citeqa.index.text.documents import Document
 from citeqa.index.text.lexical import LexicalSettings
 
 MANIFEST_FILE = "manifest.json"
-CATALOG_FILE = "catalog.sqlite"
 SEGMENTS_DIR = "segments"
 LOCK_FILE = "write.lock"
 # Log-structured merge policy: segments are grouped by size tier (powers of MERGE_FACTOR chunks); a tier holding
 # MERGE_FACTOR segments is merged into one, so a document is copied O(log n) times over its life.
 MERGE_FACTOR = 8
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS segments (name TEXT PRIMARY KEY, documents INTEGER, chunks INTEGER, units INTEGER,
-    dense TEXT, created TEXT);
-CREATE TABLE IF NOT EXISTS documents (id TEXT PRIMARY KEY, segment TEXT NOT NULL, local INTEGER NOT NULL,
-    sha256 TEXT NOT NULL, chunks INTEGER NOT NULL, updated TEXT NOT NULL, source TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS deletions (segment TEXT NOT NULL, local INTEGER NOT NULL, PRIMARY KEY (segment, local));
-"""
-
-
-class WriterBusyError(RuntimeError):
-    """Another process (or request) holds the collection's write lock for longer than we were told to wait."""
-
-
-@dataclass(frozen=True)
-class DocumentRow:
-    id: str
-    segment: str
-    local: int
-    sha256: str
-    chunks: int
-    updated: str
-    source: str
 
 
 @dataclass
@@ -84,10 +63,6 @@ class WriteResult:
         return bool(self.added or self.updated or self.removed)
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 class Collection:
     """The front door to one collection's storage. Thread-safe: readers share snapshots, writers queue."""
 
@@ -95,21 +70,15 @@ class Collection:
         self.folder = folder
         self.manifest = manifest
         self.lexical = LexicalSettings(**manifest.config.lexical)
-        self._db = sqlite3.connect(folder / CATALOG_FILE, check_same_thread=False, isolation_level=None, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db_lock = threading.Lock()
-        self._snapshot: Snapshot | None = None
-        self._readers: dict[str, SegmentReader] = {}
-        self._live: dict[str, tuple[int, LiveSegment]] = {}  # segment -> (deletions seen, its live masks)
-        self._snapshot_lock = threading.Lock()
-        self._thread_lock = threading.Lock()  # writers of this process queue here before taking the file lock
+        self.catalog = Catalog(folder)
+        self._lock = WriteLock(folder / LOCK_FILE)
+        self._snapshots = SnapshotCache(self.catalog, folder / SEGMENTS_DIR)
 
     # -- opening ----------------------------------------------------------------------------------
 
     @staticmethod
     def exists(folder: Path) -> bool:
-        return (folder / MANIFEST_FILE).is_file() and (folder / CATALOG_FILE).is_file()
+        return (folder / MANIFEST_FILE).is_file() and Catalog.exists(folder)
 
     @classmethod
     def read_manifest(cls, folder: Path) -> Manifest:
@@ -130,16 +99,12 @@ class Collection:
     def create(cls, folder: Path, config: IndexConfig) -> Collection:
         """Create an empty collection (or open it, if another process just created one with the same settings)."""
         folder.mkdir(parents=True, exist_ok=True)
-        with _file_lock(folder / LOCK_FILE, timeout=60):
+        with file_lock(folder / LOCK_FILE, timeout=60):
             if not (folder / MANIFEST_FILE).is_file():
                 if (folder / "current").is_symlink():
                     raise IndexMismatchError(f"the index at {folder} has an older format (versioned folders); {REBUILD_HINT}")
                 (folder / SEGMENTS_DIR).mkdir(exist_ok=True)
-                with contextlib.closing(sqlite3.connect(folder / CATALOG_FILE)) as db:
-                    db.executescript(SCHEMA)
-                    db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
-                    db.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (now(),))
-                    db.commit()
+                Catalog.create(folder)
                 tmp = folder / f".{MANIFEST_FILE}.tmp"
                 Manifest(config, built_at=now()).write(tmp)
                 os.replace(tmp, folder / MANIFEST_FILE)  # last: a folder with a manifest is a collection
@@ -148,91 +113,45 @@ class Collection:
     @classmethod
     def remove(cls, folder: Path) -> None:
         """Delete a collection's folder, under its write lock so no writer is mid-commit."""
-        with _file_lock(folder / LOCK_FILE, timeout=60):
+        with file_lock(folder / LOCK_FILE, timeout=60):
             trash = folder.with_name(f".trash-{folder.name}-{os.getpid()}-{time.monotonic_ns()}")
             os.replace(folder, trash)
         shutil.rmtree(trash, ignore_errors=True)
 
     def close(self) -> None:
-        with self._db_lock:
-            self._db.close()
+        self.catalog.close()
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        with self._db_lock:
-            return self._db.execute(sql, params).fetchall()
-
     def generation(self) -> int:
-        return int(self._query("SELECT value FROM meta WHERE key = 'generation'")[0][0])
+        return self.catalog.generation()
 
     def snapshot(self) -> Snapshot:
         """The last committed state; re-opened only when the generation moved (cheap to call per query)."""
-        generation = self.generation()
-        current = self._snapshot
-        if current is not None and current.generation == generation:
-            return current
-        with self._snapshot_lock:
-            if self._snapshot is None or self._snapshot.generation != generation:
-                self._snapshot = self._open_snapshot()
-            return self._snapshot
+        return self._snapshots.current(self.lexical)
 
     def forget_snapshot(self) -> None:
         """Drop the cached snapshot (after changing query-time settings such as BM25's k1 and b)."""
-        with self._snapshot_lock:
-            self._snapshot = None
+        self._snapshots.forget()
 
-    def _open_snapshot(self) -> Snapshot:
-        # One read transaction: the segment list, deletions and generation of one commit.
-        with self._db_lock:
-            self._db.execute("BEGIN")
-            try:
-                generation = int(self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
-                names = [r[0] for r in self._db.execute("SELECT name FROM segments ORDER BY created, name")]
-                deleted: dict[str, list[int]] = {}
-                for segment, local in self._db.execute("SELECT segment, local FROM deletions"):
-                    deleted.setdefault(segment, []).append(local)
-            finally:
-                self._db.execute("COMMIT")
-        segments = []
-        for name in names:
-            reader = self._readers.get(name)
-            if reader is None:
-                reader = self._readers[name] = SegmentReader(self.folder / SEGMENTS_DIR / name)
-            gone = deleted.get(name, [])
-            cached = self._live.get(name)
-            if cached is not None and cached[0] == len(gone):  # deletions only grow until a merge drops the segment
-                segments.append(cached[1])
-                continue
-            segment = LiveSegment(reader, *reader.live_rows(gone)) if gone else LiveSegment(reader, None, None)
-            self._live[name] = (len(gone), segment)
-            segments.append(segment)
-        for name in set(self._readers) - set(names):  # merged away; old snapshots keep their open files
-            self._readers.pop(name)
-            self._live.pop(name, None)
-        return Snapshot(generation, segments, self.lexical)
+    def segment_reader(self, name: str, snapshot: Snapshot | None = None) -> SegmentReader:
+        """The reader of segment `name`: the snapshot's (the current one by default), or, for a segment committed
+        after that snapshot, the segment opened directly (OSError or sqlite3.Error when a merge removed it since)."""
+        reader = (snapshot or self.snapshot()).reader(name)
+        return reader if reader is not None else SegmentReader(self.folder / SEGMENTS_DIR / name)
 
     def documents(self) -> list[DocumentRow]:
-        return [DocumentRow(*row) for row in self._query("SELECT * FROM documents ORDER BY id")]
+        return self.catalog.documents()
 
     def document_row(self, doc_id: str) -> DocumentRow | None:
-        rows = self._query("SELECT * FROM documents WHERE id = ?", (doc_id,))
-        return DocumentRow(*rows[0]) if rows else None
+        return self.catalog.document_row(doc_id)
 
     def hashes(self, ids: list[str] | None = None) -> dict[str, str]:
         """Content hash of each live document (of `ids` only, when given: a write reads what it touches)."""
-        if ids is None:
-            return dict(self._query("SELECT id, sha256 FROM documents"))
-        found: dict[str, str] = {}
-        for start in range(0, len(ids), 500):
-            batch = ids[start : start + 500]
-            marks = ",".join("?" * len(batch))
-            found.update(self._query(f"SELECT id, sha256 FROM documents WHERE id IN ({marks})", tuple(batch)))
-        return found
+        return self.catalog.hashes(ids)
 
     def counts(self) -> tuple[int, int]:
-        documents, chunks = self._query("SELECT COUNT(*), COALESCE(SUM(chunks), 0) FROM documents")[0]
-        return int(documents), int(chunks)
+        return self.catalog.counts()
 
     def document(self, doc_id: str) -> Document | None:
         entry = self.document_entry(doc_id)
@@ -244,11 +163,11 @@ class Collection:
             row = self.document_row(doc_id)
             if row is None:
                 return None
-            for segment in self.snapshot().segments:
-                if segment.reader.name == row.segment:
-                    return row, segment.reader.document(row.local)
+            reader = self.snapshot().reader(row.segment)
+            if reader is not None:
+                return row, reader.document(row.local)
             try:  # committed after the snapshot we hold: open the segment directly
-                return row, SegmentReader(self.folder / SEGMENTS_DIR / row.segment).document(row.local)
+                return row, self.segment_reader(row.segment).document(row.local)
             except (OSError, sqlite3.Error):
                 continue
         return None
@@ -257,19 +176,15 @@ class Collection:
         row = self.document_row(doc_id)
         if row is None:
             return []
-        reader = next((s.reader for s in self.snapshot().segments if s.reader.name == row.segment), None)
-        reader = reader or SegmentReader(self.folder / SEGMENTS_DIR / row.segment)
+        reader = self.segment_reader(row.segment)
         return [reader.chunk(int(r)) for r in np.flatnonzero(np.asarray(reader.chunks[:, 0]) == row.local)]
 
     def referenced_originals(self) -> set[str]:
         """The sha256 of every live document's original file (documents parsed from files)."""
-        live: dict[str, set[int]] = {}
-        for segment, local in self._query("SELECT segment, local FROM documents"):
-            live.setdefault(segment, set()).add(int(local))
-        readers = {s.reader.name: s.reader for s in self.snapshot().segments}
+        snapshot = self.snapshot()
         referenced = set()
-        for name, locals_ in live.items():
-            reader = readers.get(name) or SegmentReader(self.folder / SEGMENTS_DIR / name)
+        for name, locals_ in self.catalog.live_locals().items():
+            reader = self.segment_reader(name, snapshot)
             referenced |= {sha for local, sha in reader.original_hashes().items() if local in locals_}
         return referenced
 
@@ -284,13 +199,8 @@ class Collection:
     @contextlib.contextmanager
     def writing(self, timeout: float) -> Iterator[None]:
         """The collection's one writer: a thread lock for this process, a file lock across processes."""
-        if not self._thread_lock.acquire(timeout=timeout):
-            raise WriterBusyError(f"the collection at {self.folder} is busy with another write; try again")
-        try:
-            with _file_lock(self.folder / LOCK_FILE, timeout=timeout):
-                yield
-        finally:
-            self._thread_lock.release()
+        with self._lock.held(timeout):
+            yield
 
     def write(
         self,
@@ -309,7 +219,7 @@ class Collection:
             removals = {d for d in deletes if d in current}
             if mirror is not None:
                 prefix, wanted = mirror
-                sources = dict(self._query("SELECT id, source FROM documents"))
+                sources = self.catalog.sources()
                 removals |= {d for d, source in sources.items() if source.startswith(prefix) and d not in wanted}
             removals -= {p.document.id for p in fresh}
             result = WriteResult(
@@ -324,49 +234,12 @@ class Collection:
             infos = [
                 write_segment(self.folder / SEGMENTS_DIR, batch, self.manifest.config.dimension) for batch in _batches(fresh)
             ]
-            result.generation = self._commit(infos, sorted(removals))
+            result.generation = self.catalog.commit(infos, sorted(removals))
         return result
-
-    def _commit(self, infos: list[SegmentInfo], removals: list[str], dropped: list[str] = ()) -> int:
-        stamp = now()
-        with self._db_lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for info in infos:
-                    db.execute(
-                        "INSERT INTO segments VALUES (?, ?, ?, ?, ?, ?)",
-                        (info.name, info.documents, info.chunks, info.units, info.dense, f"{stamp}|{time.time_ns():020d}"),
-                    )
-                    for local, (doc_id, sha, chunks, source) in enumerate(
-                        zip(info.doc_ids, info.doc_hashes, info.doc_chunks, info.doc_sources, strict=True)
-                    ):
-                        old = db.execute("SELECT segment, local FROM documents WHERE id = ?", (doc_id,)).fetchone()
-                        if old is not None and old[0] not in dropped:
-                            db.execute("INSERT OR IGNORE INTO deletions VALUES (?, ?)", old)
-                        db.execute(
-                            "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (doc_id, info.name, local, sha, chunks, stamp, source),
-                        )
-                for doc_id in removals:
-                    old = db.execute("SELECT segment, local FROM documents WHERE id = ?", (doc_id,)).fetchone()
-                    if old is not None:
-                        db.execute("INSERT OR IGNORE INTO deletions VALUES (?, ?)", old)
-                        db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
-                for name in dropped:
-                    db.execute("DELETE FROM segments WHERE name = ?", (name,))
-                    db.execute("DELETE FROM deletions WHERE segment = ?", (name,))
-                generation = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]) + 1
-                db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        return generation
 
     def _collect_garbage(self) -> None:
         """Remove segment folders no commit references: staged by a killed writer, or merged away."""
-        referenced = {r[0] for r in self._query("SELECT name FROM segments")}
+        referenced = self.catalog.segment_names()
         for entry in (self.folder / SEGMENTS_DIR).iterdir():
             if entry.name not in referenced:
                 shutil.rmtree(entry, ignore_errors=True)
@@ -380,23 +253,23 @@ class Collection:
         tokenised again. Once `stopping` is set, the merge raises WriteStopped at its next step before the commit;
         a segment it staged is removed by the next write."""
         with self.writing(timeout):
-            rows = self._query("SELECT name, chunks FROM segments ORDER BY created, name")
+            rows = self.catalog.segment_sizes()
             chosen = [name for name, _ in rows] if force else _tier_to_merge(rows)
             if len(chosen) < 2:
                 return 0
-            by_name = {s.reader.name: s.reader for s in self.snapshot().segments}
+            snapshot = self.snapshot()
             parts = []
             for name in chosen:
-                reader = by_name[name]
+                reader = self.segment_reader(name, snapshot)
                 live = np.zeros(reader.document_count, dtype=bool)
-                live[[local for (local,) in self._query("SELECT local FROM documents WHERE segment = ?", (name,))]] = True
+                live[self.catalog.segment_locals(name)] = True
                 parts.append((reader, live))
             stop_if_asked(stopping)
             segments = self.folder / SEGMENTS_DIR
             has_live = any(live.any() for _, live in parts)
             infos = [merge_segments(segments, parts, lambda: stop_if_asked(stopping))] if has_live else []
             stop_if_asked(stopping)
-            self._commit(infos, [], dropped=chosen)
+            self.catalog.commit(infos, [], dropped=chosen)
             self._collect_garbage()
             self.snapshot()  # open the merged segment here, in the background, rather than in the next search
             return len(chosen)
@@ -424,33 +297,3 @@ def _batches(prepared: list[PreparedDocument], max_chunks: int = 250_000) -> Ite
             batch, size = [], 0
     if batch:
         yield batch
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path, timeout: float) -> Iterator[None]:
-    """An exclusive flock; waits up to `timeout` seconds, then fails naming the holder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as handle:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    handle.seek(0)
-                    holder = handle.read().strip() or "another process"
-                    raise WriterBusyError(
-                        f"{path.parent} is being written by {holder}; waited {timeout:.0f}s, try again when it is done"
-                    ) from None
-                time.sleep(0.05)
-        try:
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"process {os.getpid()}")
-            handle.flush()
-            yield
-        finally:
-            handle.seek(0)
-            handle.truncate()
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -8,7 +8,7 @@ import Stemmer
 from citeqa.index.answering.compose import MIN_RELEVANCE
 from citeqa.index.engine import Engine
 from citeqa.index.ranking.search import FusionMethod, RetrievalSettings, SearchMode, fuse
-from citeqa.index.storage.snapshot import sorted_union
+from citeqa.index.storage.rows import sorted_union
 from citeqa.index.text.lexical import LexicalSettings, LexicalTokenizer
 from citeqa.settings import Settings
 from tests.conftest import SEED_ID

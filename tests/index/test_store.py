@@ -12,8 +12,10 @@ import pytest
 from citeqa.index.engine import Engine, EngineSettings
 from citeqa.index.models.embedding import Embedder
 from citeqa.index.progress import NO_PROGRESS, Progress
-from citeqa.index.storage.collection import MANIFEST_FILE, SEGMENTS_DIR, Collection, WriterBusyError
+from citeqa.index.storage.collection import MANIFEST_FILE, SEGMENTS_DIR, Collection
+from citeqa.index.storage.document_cache import DocumentCache
 from citeqa.index.storage.manifest import FORMAT_VERSION, IndexMismatchError, Manifest
+from citeqa.index.storage.write_lock import WriterBusyError
 from citeqa.index.text.chunking import ChunkerSettings
 from citeqa.index.text.documents import make_document
 from citeqa.index.text.spans import Span
@@ -185,7 +187,7 @@ def test_pruned_bm25_candidates_hold_the_exact_best_chunks_with_exact_scores(
     """Above EXHAUSTIVE_POSTINGS (lowered here to 0), frequent query terms are only looked up for chunks that rarer
     terms found: the candidates must still hold the exact top `count`, every score exact, across two segments and
     a deletion."""
-    from citeqa.index.storage import snapshot as snapshot_module
+    from citeqa.index.storage import lexical_query
 
     rng = np.random.default_rng(7)
     common, rare = ["river", "water", "stone", "bridge"], [f"token{i}" for i in range(40)]
@@ -196,7 +198,7 @@ def test_pruned_bm25_candidates_hold_the_exact_best_chunks_with_exact_scores(
     engine.collection.write(engine.preparer.prepare(documents[120:]), ["d5.txt"])
     snapshot = engine.collection.snapshot()
     assert len(snapshot.segments) == 2
-    monkeypatch.setattr(snapshot_module, "EXHAUSTIVE_POSTINGS", 0)
+    monkeypatch.setattr(lexical_query, "EXHAUSTIVE_POSTINGS", 0)
     pruned_somewhere = False
     for query in ("river water token3", "stone bridge river token17 token21", "water token5 token5"):
         lexical = snapshot.lexical_query(engine.tokenizer.tokenize([query])[0])
@@ -352,9 +354,9 @@ def test_a_large_segment_searches_through_hnsw_and_never_returns_deleted_chunks(
     """Segments from ANN_MIN_CHUNKS chunks on search through a memory-mapped HNSW graph (lowered here so a small
     collection has one): the manifest of the segment says so, a search finds the right document, and a deleted
     document's chunks never come back, though they stay in the graph (a selector of live rows filters them)."""
-    from citeqa.index.storage import segment
+    from citeqa.index.storage import segment_writer
 
-    monkeypatch.setattr(segment, "ANN_MIN_CHUNKS", 300)
+    monkeypatch.setattr(segment_writer, "ANN_MIN_CHUNKS", 300)
     topics = ["harbour pilots", "glacier melt", "beekeeping", "railway signals", "bread ovens", "violin varnish"]
     documents = [
         make_document(f"t{i}.md", f"# {topics[i % 6]} {i}\n\n" + " ".join(
@@ -450,9 +452,7 @@ def test_derived_chunk_vectors_are_their_sentences_weighted_mean_and_are_recorde
 
 
 def test_the_document_cache_keeps_the_most_recent_documents_within_its_character_budget() -> None:
-    from citeqa.index.storage.segment import _DocumentCache
-
-    cache = _DocumentCache(characters=25)
+    cache = DocumentCache(characters=25)
     documents = {n: make_document(f"d{n}", "x" * 10, source=f"t/{n}") for n in range(4)}
     for n in (0, 1):
         cache.put(n, documents[n])
@@ -464,9 +464,7 @@ def test_the_document_cache_keeps_the_most_recent_documents_within_its_character
 
 
 def test_the_document_cache_survives_many_threads_reading_and_evicting() -> None:
-    from citeqa.index.storage.segment import _DocumentCache
-
-    cache = _DocumentCache(characters=50)
+    cache = DocumentCache(characters=50)
     documents = [make_document(f"d{n}", "z" * 10, source=f"t/{n}") for n in range(40)]
     failures: list[BaseException] = []
 

@@ -15,7 +15,7 @@ import httpx
 from citeqa.eval.bench import wait_ready
 from citeqa.index.engine import Engine, EngineSettings
 from citeqa.index.models.embedding import Embedder
-from citeqa.index.storage.segment import PreparedDocument
+from citeqa.index.storage.segment_writer import PreparedDocument
 from citeqa.index.text.documents import make_document
 from tests.conftest import SEED_ID
 from tests.helpers import CITEQA, citeqa_env, free_port, run_citeqa, running_server
