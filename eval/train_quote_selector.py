@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import platform
 import sys
 from collections import Counter
@@ -51,7 +50,7 @@ from citeqa.index.ranking.quote_selector import MODEL_FILE, MODEL_FORMAT, QuoteS
 from citeqa.index.ranking.quote_terms import BM25_B, BM25_K1, MEAN_UNIT_TERMS
 from citeqa.index.text.chunking import ChunkerSettings, split_document
 from citeqa.index.text.documents import Document
-from citeqa.index.text.lexical import LexicalSettings, LexicalTokenizer
+from citeqa.index.text.lexical import LexicalSettings, LexicalTokenizer, bm25_idf
 from citeqa.index.text.spans import Span, evidence_units, trim
 from citeqa.index.writing.ingest import load_folder
 
@@ -70,7 +69,7 @@ class ChunkIdf:
         self.frequency: Counter[str] = Counter(t for terms in chunk_terms for t in set(terms))
 
     def idf(self, terms: set[str]) -> dict[str, float]:
-        return {t: math.log(1.0 + (self.size - self.frequency[t] + 0.5) / (self.frequency[t] + 0.5)) for t in terms}
+        return {t: bm25_idf(self.size, self.frequency[t]) for t in terms}
 
 
 @dataclass

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from citeqa.index.storage.rows import sorted_union
+from citeqa.index.text.lexical import bm25_saturation
 
 # Below this many postings in all, a query's terms are scored exhaustively; above it, terms that cannot lift a chunk
 # into the candidates on their own are only looked up for the chunks the others found (see LexicalQuery).
@@ -27,8 +28,7 @@ class TermPostings:
     norms: np.ndarray
 
     def contributions(self, positions: slice | np.ndarray = slice(None)) -> np.ndarray:
-        tfs = self.tfs[positions]
-        return self.weight * (tfs / (tfs + self.norms[positions]))
+        return self.weight * bm25_saturation(self.tfs[positions], self.norms[positions])
 
     def scores_of(self, rows: np.ndarray) -> np.ndarray:
         """The term's contribution to each of `rows` (sorted or not), 0 where the chunk lacks the term."""

@@ -8,7 +8,6 @@ depend on how the collection happens to be split into segments.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from citeqa.index.storage.lexical_query import LexicalQuery, TermPostings
 from citeqa.index.storage.segment_reader import SegmentReader
 from citeqa.index.text.chunking import Chunk
 from citeqa.index.text.documents import Document
-from citeqa.index.text.lexical import LexicalSettings
+from citeqa.index.text.lexical import LexicalSettings, bm25_idf, bm25_length_norms
 
 
 @dataclass(frozen=True)
@@ -203,12 +202,12 @@ class Snapshot:
         norms = self._norms.get(s)
         if norms is None:
             settings, lengths = self.lexical, self.segments[s].reader.lengths
-            norms = self._norms[s] = settings.k1 * (1 - settings.b + settings.b * lengths / self.average_length)
+            norms = self._norms[s] = bm25_length_norms(lengths, self.average_length, settings.k1, settings.b)
         return norms
 
     def idf_from(self, frequency: int) -> float:
-        n = self.live_chunks
-        return math.log(1.0 + (n - frequency + 0.5) / (frequency + 0.5))
+        """BM25's IDF of a term held by `frequency` live chunks."""
+        return bm25_idf(self.live_chunks, frequency)
 
     def idf(self, terms: set[str]) -> dict[str, float]:
         """Collection-wide inverse document frequency of each term over live chunks (unseen terms get the most)."""

@@ -1,15 +1,18 @@
-"""The lexical side's words: tokenisation (lower-case, stop words, Snowball stemming) and BM25 settings.
+"""The lexical side's words and weights: tokenisation (lower-case, stop words, Snowball stemming), BM25 settings,
+and the BM25 formula itself (IDF, length norm, term saturation), the one every scorer of terms uses.
 
-Scoring lives with the postings (index/storage/snapshot.py): segments carry their own postings and the statistics
-are collection-wide, which no off-the-shelf BM25 library offers for an index that grows by segments.
+The postings are read where they live (index/storage/lexical_query.py): segments carry their own postings and the
+statistics are collection-wide, which no off-the-shelf BM25 library offers for an index that grows by segments.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass
 from functools import cached_property
 
+import numpy as np
 import Stemmer
 
 # The English stop words the tokens were made with (bm25s's list, itself NLTK's), written out so that tokens stay
@@ -40,6 +43,27 @@ class LexicalSettings:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+# BM25 in Lucene's form: a term adds idf * tf / (tf + norm) to a text's score, norm = k1 * (1 - b + b * length /
+# average length). Lucene's (k1 + 1) factor is left out: it scales every score alike and moves no ranking.
+
+
+def bm25_idf(texts: int, frequency: int) -> float:
+    """Inverse document frequency of a term held by `frequency` of `texts` texts: ln(1 + (N - df + 0.5) / (df + 0.5)),
+    never negative, highest for a term no text holds."""
+    return math.log(1.0 + (texts - frequency + 0.5) / (frequency + 0.5))
+
+
+def bm25_length_norms(lengths: np.ndarray, average: float, k1: float, b: float) -> np.ndarray:
+    """k1 * (1 - b + b * length / average) of each text length: the term frequency at which a term gives half its
+    most, higher in long texts, which repeat words by being long."""
+    return k1 * (1 - b + b * lengths / average)
+
+
+def bm25_saturation(tfs: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """tf / (tf + norm): the share of its idf a term gives a text, below 1 however often it is repeated."""
+    return tfs / (tfs + norms)
 
 
 # Words of two or more word characters, as scikit-learn's CountVectorizer and bm25s split them.
