@@ -2,6 +2,7 @@
 collection written without an encoder (zero vectors: only the storage and lexical sides are exercised)."""
 
 import math
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ def collection(tmp_path: Path) -> Collection:
 def test_bm25_idf_is_lucenes_and_ranks_rare_terms_first() -> None:
     assert bm25_idf(10, 2) == math.log(1.0 + 8.5 / 2.5)
     weights = [bm25_idf(100, df) for df in range(101)]
-    assert all(a > b for a, b in zip(weights, weights[1:], strict=False))  # rarer is always weightier
+    assert all(a > b for a, b in pairwise(weights))  # rarer is always weightier
     assert weights[-1] > 0  # a term in every text still counts a little, never against a text
 
 
