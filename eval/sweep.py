@@ -30,20 +30,33 @@ def _floats(text: str) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    served = EngineSettings()  # every default is the served one, so a sweep varies only what it is asked to
+    chunker, lexical, retrieval = served.index.chunker, served.index.lexical, served.retrieval
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--dataset", type=Path, required=True)
     parser.add_argument("--max-queries", type=int)
-    parser.add_argument("--chunks", default="800:200", help="comma-separated size:overlap pairs")
-    parser.add_argument("--titles", default="1", help="comma-separated 0/1 for title_in_passages")
-    parser.add_argument("--k1", default="1.2")
-    parser.add_argument("--b", default="0.75")
-    parser.add_argument("--fusions", default="weighted")
-    parser.add_argument("--weights", default="0.5", help="dense weights in fusion")
-    parser.add_argument("--candidates", default="100")
-    parser.add_argument("--sentence-weights", default="0.5")
-    parser.add_argument("--quote-lexical", default="0.3")
-    parser.add_argument("--rerank-weights", default="0.5")
-    parser.add_argument("--feedback-weights", default="0")
+    parser.add_argument(
+        "--chunks", default=f"{chunker.chunk_size}:{chunker.chunk_overlap}", help="comma-separated size:overlap pairs"
+    )
+    titles = str(int(served.index.title_in_passages))
+    parser.add_argument("--titles", default=titles, help="comma-separated 0/1 for title_in_passages")
+    parser.add_argument("--k1", default=str(lexical.k1), help="comma-separated BM25 k1 values")
+    parser.add_argument("--b", default=str(lexical.b), help="comma-separated BM25 b values")
+    parser.add_argument("--fusions", default=retrieval.fusion.value, help="comma-separated fusion methods")
+    parser.add_argument("--weights", default=str(retrieval.dense_weight), help="dense weights in fusion")
+    parser.add_argument("--candidates", default=str(retrieval.candidates), help="comma-separated candidates per retriever")
+    parser.add_argument(
+        "--sentence-weights",
+        default=str(retrieval.sentence_weight),
+        help="comma-separated best-sentence weights in the dense score",
+    )
+    parser.add_argument("--quote-lexical", default=str(served.quote_lexical_weight), help="comma-separated quote lexical weights")
+    parser.add_argument(
+        "--rerank-weights", default=str(served.quote_rerank_weight), help="comma-separated quote re-scoring weights of the head"
+    )
+    parser.add_argument(
+        "--feedback-weights", default=str(retrieval.feedback_weight), help="comma-separated dense feedback weights"
+    )
     args = parser.parse_args()
     dataset = load_beir(args.dataset)
     if args.max_queries:
