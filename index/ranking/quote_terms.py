@@ -14,6 +14,8 @@ from itertools import pairwise
 
 import numpy as np
 
+from citeqa.index.text.lexical import bm25_length_norms, bm25_saturation
+
 # BM25 constants for scoring a single unit: the index's defaults (LexicalSettings) and the mean stemmed length
 # of an evidence unit on the training data (a unit is scored against a fixed norm, not its store's average,
 # so a score means the same in every index).
@@ -97,7 +99,6 @@ class TermMatches:
         total = float(self.weights.sum())
         if total <= 0:
             return np.zeros(len(self.counts))
-        norm = BM25_K1 * (1.0 - BM25_B + BM25_B * np.asarray(lengths, dtype=np.float64) / MEAN_UNIT_TERMS)
-        saturation = self.counts * (BM25_K1 + 1.0) / (self.counts + norm[:, None])
-        scores = (saturation * self.weights).sum(axis=1) / (total * (BM25_K1 + 1.0))
+        norm = bm25_length_norms(np.asarray(lengths, dtype=np.float64), MEAN_UNIT_TERMS, BM25_K1, BM25_B)
+        scores = (bm25_saturation(self.counts, norm[:, None]) * self.weights).sum(axis=1) / total
         return np.where(np.asarray(lengths) > 0, scores, 0.0)
