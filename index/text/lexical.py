@@ -72,7 +72,7 @@ _WORD = re.compile(r"(?u)\b\w\w+\b")
 
 class LexicalTokenizer:
     """Lower-case, split into words, drop stop words, stem: the tokens bm25s.tokenize gives, without its per-call
-    costs (three progress bars and a fresh stop-word set per text), which were a tenth of a query's time."""
+    costs (three progress bars and a fresh stop-word set per text), which weighed on every query (docs/tuning.md)."""
 
     def __init__(self, settings: LexicalSettings) -> None:
         self.settings = settings
