@@ -35,7 +35,13 @@ def prepared(doc_id: str, text: str) -> PreparedDocument:
 
 @pytest.fixture
 def collection(tmp_path: Path) -> Collection:
-    config = IndexConfig("none", "none", DIMENSION, ChunkerSettings().as_dict(), LexicalSettings().as_dict())
+    config = IndexConfig(
+        model_name="none",
+        model_fingerprint="none",
+        dimension=DIMENSION,
+        chunker=ChunkerSettings().as_dict(),
+        lexical=LexicalSettings().as_dict(),
+    )
     return Collection.create(tmp_path / "c", config)
 
 
