@@ -142,7 +142,12 @@ class Settings(BaseSettings):
         return self
 
     def parse_limits(self) -> ParseLimits:
-        return ParseLimits(self.max_upload_file_bytes, self.max_unpacked_bytes, self.max_pdf_pages, self.max_text_chars)
+        return ParseLimits(
+            max_file_bytes=self.max_upload_file_bytes,
+            max_unpacked_bytes=self.max_unpacked_bytes,
+            max_pages=self.max_pdf_pages,
+            max_text_chars=self.max_text_chars,
+        )
 
     def limits(self) -> Limits:
         return Limits(
@@ -161,21 +166,23 @@ class Settings(BaseSettings):
 
     def engine_settings(self) -> EngineSettings:
         index = IndexSettings(
-            chunker=ChunkerSettings(self.chunk_size, self.chunk_overlap),
-            lexical=LexicalSettings(self.bm25_method, self.bm25_k1, self.bm25_b, self.stemmer, self.stopwords),
+            chunker=ChunkerSettings(chunk_size=self.chunk_size, chunk_overlap=self.chunk_overlap),
+            lexical=LexicalSettings(
+                method=self.bm25_method, k1=self.bm25_k1, b=self.bm25_b, stemmer=self.stemmer, stopwords=self.stopwords
+            ),
             title_in_passages=self.title_in_passages,
             chunk_vectors=self.chunk_vectors,
             unit_vectors=self.unit_vectors,
         )
         retrieval = RetrievalSettings(
-            self.search_mode,
-            self.fusion,
-            self.dense_weight,
-            self.rrf_k,
-            self.candidates,
-            self.sentence_weight,
-            self.feedback_weight,
-            self.feedback_depth,
+            mode=self.search_mode,
+            fusion=self.fusion,
+            dense_weight=self.dense_weight,
+            rrf_k=self.rrf_k,
+            candidates=self.candidates,
+            sentence_weight=self.sentence_weight,
+            feedback_weight=self.feedback_weight,
+            feedback_depth=self.feedback_depth,
         )
         answer = AnswerSettings(
             min_relevance=MIN_RELEVANCE[self.unit_vectors] if self.min_relevance is None else self.min_relevance,
@@ -183,16 +190,17 @@ class Settings(BaseSettings):
             companion_probability=self.companion_probability,
         )
         return EngineSettings(
-            self.model,
-            index,
-            retrieval,
-            answer,
-            self.quote_lexical_weight,
-            self.quote_rerank_weight,
-            self.rerank_depth,
-            self.write_timeout,
-            self.learned_quotes,
+            model=self.model,
+            index=index,
+            retrieval=retrieval,
+            answer=answer,
+            quote_lexical_weight=self.quote_lexical_weight,
+            quote_rerank_weight=self.quote_rerank_weight,
+            rerank_depth=self.rerank_depth,
+            write_timeout=self.write_timeout,
+            learned_quotes=self.learned_quotes,
             learned_ranking=self.learned_ranking,
             encoder=self.encoder,
             models_dir=self.models_dir,
+            batch_size=self.embed_batch_size,
         )

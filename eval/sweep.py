@@ -64,7 +64,7 @@ def main() -> None:
         dataset = replace(dataset, queries={q: dataset.queries[q] for q in keep}, qrels={q: dataset.qrels[q] for q in keep})
     for chunk_spec, title in itertools.product(args.chunks.split(","), args.titles.split(",")):
         size, overlap = (int(x) for x in chunk_spec.split(":"))
-        index = IndexSettings(chunker=ChunkerSettings(size, overlap), title_in_passages=title == "1")
+        index = IndexSettings(chunker=ChunkerSettings(chunk_size=size, chunk_overlap=overlap), title_in_passages=title == "1")
         base = cached_engine(dataset.name, dataset.documents(), EngineSettings(index=index), default_cache_dir())
         for k1, b in itertools.product(_floats(args.k1), _floats(args.b)):
             _with_bm25(base, k1, b)

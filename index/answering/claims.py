@@ -29,7 +29,7 @@ FINAL_PUNCTUATION = re.compile(r"[.!?…][\"'”’)]*$")
 UnsupportedAction = Literal["flag", "drop"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ClaimSettings:
     # Support (0.5 x cosine + 0.5 x term overlap) a cited passage must give a sentence for its marker to stay.
     # On the seed document a sentence scores 0.6-1.0 against the passage it restates and 0.1-0.35 against

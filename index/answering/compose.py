@@ -15,7 +15,7 @@ NOT_FOUND = "Not found in the documents."
 MIN_RELEVANCE = {"encoded": 0.42, "pooled": 0.35}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AnswerSettings:
     min_relevance: float = MIN_RELEVANCE["encoded"]
     max_sentences: int = 3

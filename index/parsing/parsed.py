@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 MIB = 1024 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ParseLimits:
     """Resource ceilings for one file; a file over any of them is refused with the limit named."""
 

@@ -27,7 +27,7 @@ class FusionMethod(StrEnum):
     WEIGHTED = "weighted"  # convex combination of per-query normalised scores
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RetrievalSettings:
     mode: SearchMode = SearchMode.HYBRID
     fusion: FusionMethod = FusionMethod.WEIGHTED

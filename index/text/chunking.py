@@ -20,7 +20,7 @@ from citeqa.index.text.spans import Span, sentence_spans, trim
 SEPARATORS = ["\n\n", "\n", r"(?<=[.!?…])\s+", r"(?<=[;:,])\s+", r"\s+", ""]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ChunkerSettings:
     """Sizes in characters; a chunk, overlap included, is at most `chunk_size` long (a single word
     longer than that is the only exception). all-MiniLM-L6-v2 reads 256 word pieces and English

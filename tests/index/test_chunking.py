@@ -71,7 +71,7 @@ def test_a_single_overlong_word_is_still_cut_exactly() -> None:
 @pytest.mark.parametrize(("size", "overlap"), [(10, 0), (100, 100), (100, -1)])
 def test_bad_chunker_settings_are_refused(size: int, overlap: int) -> None:
     with pytest.raises(ValueError):
-        ChunkerSettings(size, overlap)
+        ChunkerSettings(chunk_size=size, chunk_overlap=overlap)
 
 
 @settings(max_examples=60, deadline=None)
@@ -82,7 +82,7 @@ def test_bad_chunker_settings_are_refused(size: int, overlap: int) -> None:
 )
 def test_offsets_are_exact_for_any_text(text: str, size: int, overlap_share: float) -> None:
     document = make_document("any.txt", text, "any.txt")
-    chunks = split_document(document, ChunkerSettings(size, int(size * overlap_share)))
+    chunks = split_document(document, ChunkerSettings(chunk_size=size, chunk_overlap=int(size * overlap_share)))
     assert chunks
     assert_exact(document, chunks)
     assert all(c.text.strip() == c.text for c in chunks)
@@ -105,7 +105,7 @@ def test_hostile_unicode_is_refused_with_a_reason_or_split_exactly(text: str, si
     except DocumentError as refused:
         assert str(refused)  # NUL bytes, lone surrogates or nothing but whitespace: a reason, never a crash
         return
-    chunks = split_document(document, ChunkerSettings(size, size // 4))
+    chunks = split_document(document, ChunkerSettings(chunk_size=size, chunk_overlap=size // 4))
     assert chunks
     assert_exact(document, chunks)
     covered = set().union(*(range(c.start, c.end) for c in chunks))
