@@ -27,7 +27,7 @@ STOPWORDS_EN = frozenset({
 STOPWORD_LISTS: dict[str, frozenset[str]] = {"en": STOPWORDS_EN, "english": STOPWORDS_EN, "": frozenset()}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LexicalSettings:
     method: str = "lucene"  # BM25 as Lucene scores it: idf = ln(1 + (N - df + 0.5) / (df + 0.5)), no (k1 + 1) factor
     k1: float = 0.9
