@@ -17,6 +17,7 @@ from citeqa.service.deps import collection_name
 from citeqa.service.errors import install_error_handlers
 from citeqa.service.indexing import open_or_build
 from citeqa.service.jobs import JobBoard
+from citeqa.service.limits import Limits
 from citeqa.service.mcp_http import McpEndpoint
 from citeqa.service.routers import chat, collections, documents, health, jobs, search, web
 from citeqa.service.surface import install_http_surface
@@ -36,7 +37,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         # KeyError for an unknown collection, ValueError for an invalid name.
         return app.state.collections.get(collection)
 
-    mcp = McpEndpoint(engine_for, settings.answer_top_k, settings.host, settings.limits())
+    mcp = McpEndpoint(engine_for, settings.answer_top_k, settings.host, Limits.of(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -12,23 +12,42 @@ from dataclasses import dataclass
 
 from pydantic_core import PydanticCustomError
 
-DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
-DEFAULT_MAX_QUESTION_CHARS = 2000
-DEFAULT_MAX_TOP_K = 50
-DEFAULT_MAX_CHAT_MESSAGES = 200
-DEFAULT_MAX_CHAT_CHARS = 200_000
+from citeqa.settings import Settings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Limits:
-    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
-    max_question_chars: int = DEFAULT_MAX_QUESTION_CHARS
-    max_top_k: int = DEFAULT_MAX_TOP_K
-    max_chat_messages: int = DEFAULT_MAX_CHAT_MESSAGES
-    max_chat_chars: int = DEFAULT_MAX_CHAT_CHARS
+    """The request limits of one server; the numbers and their defaults are settings (CITEQA_MAX_*)."""
+
+    max_request_bytes: int
+    max_question_chars: int
+    max_top_k: int
+    max_chat_messages: int
+    max_chat_chars: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(
+            max_request_bytes=settings.max_request_bytes,
+            max_question_chars=settings.max_question_chars,
+            max_top_k=settings.max_top_k,
+            max_chat_messages=settings.max_chat_messages,
+            max_chat_chars=settings.max_chat_chars,
+        )
+
+    @classmethod
+    def defaults(cls) -> Limits:
+        """The declared defaults, without reading the environment (the request models are built at import time)."""
+        return cls(
+            max_request_bytes=Settings.default("max_request_bytes"),
+            max_question_chars=Settings.default("max_question_chars"),
+            max_top_k=Settings.default("max_top_k"),
+            max_chat_messages=Settings.default("max_chat_messages"),
+            max_chat_chars=Settings.default("max_chat_chars"),
+        )
 
 
-DEFAULT_LIMITS = Limits()
+DEFAULT_LIMITS = Limits.defaults()
 _current: ContextVar[Limits] = ContextVar("citeqa_limits", default=DEFAULT_LIMITS)
 
 

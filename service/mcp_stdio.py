@@ -15,6 +15,7 @@ from contextlib import contextmanager, redirect_stdout
 from citeqa.index.progress import NO_PROGRESS, Progress
 from citeqa.service.collections import CollectionRegistry
 from citeqa.service.indexing import open_or_build
+from citeqa.service.limits import Limits
 from citeqa.service.mcp_server import build_mcp_server
 from citeqa.settings import DEFAULT_COLLECTION, Settings
 
@@ -45,6 +46,6 @@ def serve_stdio(settings: Settings, progress: Progress = NO_PROGRESS, announce: 
     count = len(engine.documents())
     print(f"citeqa mcp: serving {settings.index_dir} ({count} document{'' if count == 1 else 's'}) over stdio", file=sys.stderr)
     try:
-        build_mcp_server(collections.get, settings.answer_top_k, settings.limits()).run("stdio")
+        build_mcp_server(collections.get, settings.answer_top_k, Limits.of(settings)).run("stdio")
     finally:
         engine.close()

@@ -11,12 +11,12 @@ from pydantic_core import PydanticKnownError
 from citeqa.index.parsing.locate import locate
 from citeqa.index.ranking.evidence import Passage
 from citeqa.index.ranking.search import SearchMode
-from citeqa.service.limits import DEFAULT_MAX_QUESTION_CHARS, DEFAULT_MAX_TOP_K, current_limits, limit_exceeded
+from citeqa.service.limits import DEFAULT_LIMITS, current_limits, limit_exceeded
 
 # The defaults; a server's own limits are settings (CITEQA_MAX_QUESTION_CHARS, CITEQA_MAX_TOP_K), checked below
 # against current_limits() and written into its OpenAPI schema (service/openapi.py).
-MAX_QUERY_CHARS = DEFAULT_MAX_QUESTION_CHARS
-MAX_TOP_K = DEFAULT_MAX_TOP_K
+MAX_QUERY_CHARS = DEFAULT_LIMITS.max_question_chars
+MAX_TOP_K = DEFAULT_LIMITS.max_top_k
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 

@@ -17,6 +17,7 @@ from citeqa.service.body_limit import RequestLimitsMiddleware
 from citeqa.service.headers import SecurityHeadersMiddleware
 from citeqa.service.hosts import AllowedHostsMiddleware, allowed_names, is_loopback
 from citeqa.service.keys import KeyRing
+from citeqa.service.limits import Limits
 from citeqa.service.observability import Metrics, RequestContextMiddleware, install_metrics_route
 from citeqa.service.openapi import install_docs, install_openapi
 from citeqa.service.uploads import is_upload
@@ -61,7 +62,7 @@ def serving_notes(settings: Settings) -> list[str]:
 
 
 def install_http_surface(app: FastAPI, settings: Settings) -> None:
-    limits = settings.limits()
+    limits = Limits.of(settings)
     keys = key_ring(settings)
     metrics = Metrics(app)
     app.state.keys, app.state.metrics = keys, metrics
