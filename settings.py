@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     home: Path = Field(
         default_factory=default_home,
         description="the data home: collections, ONNX exports, API keys, evaluation caches and results",
-        json_schema_extra=shown_default("$XDG_DATA_HOME/citeqa (~/.local/share/citeqa)"),
+        json_schema_extra=shown_default("`$XDG_DATA_HOME/citeqa` (`~/.local/share/citeqa`)"),
     )
     corpus_dir: Path = Field(
         default_factory=lambda: bundled("seeds"),
@@ -48,7 +48,7 @@ class Settings(BaseSettings):
         json_schema_extra=shown_default("the bundled seed documents"),
     )
     index_dir: Path | None = Field(
-        None, description="where the default collection lives", json_schema_extra=shown_default("<home>/collections/default")
+        None, description="where the default collection lives", json_schema_extra=shown_default("`<home>/collections/default`")
     )
     write_timeout: float = Field(
         EngineSettings.write_timeout, gt=0, description="seconds a write waits for the collection's write lock before giving up"
@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     models_dir: Path | None = Field(
         None,
         description="where ONNX exports of the model are cached (one export serves every collection and process)",
-        json_schema_extra=shown_default("<home>/models"),
+        json_schema_extra=shown_default("`<home>/models`"),
     )
 
     # -- What an index holds (recorded in its manifest: changing one needs `citeqa index --rebuild`) ----------------
@@ -201,7 +201,7 @@ class Settings(BaseSettings):
     # -- Security and limits: service/keys.py, auth.py, hosts.py, limits.py (README "Security and limits") --------------
     api_keys: SecretStr | None = Field(None, description="'read:KEY1,write:KEY2'; with no keys at all the API is open")
     api_keys_file: Path | None = Field(
-        None, description="keys added with `citeqa keys add` (hashes)", json_schema_extra=shown_default("<home>/api-keys")
+        None, description="keys added with `citeqa keys add` (hashes)", json_schema_extra=shown_default("`<home>/api-keys`")
     )
     insecure: bool = Field(False, description="let `citeqa serve` listen on a non-loopback address without API keys")
     allowed_hosts: str = Field(
