@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         # KeyError for an unknown collection, ValueError for an invalid name.
         return app.state.collections.get(collection)
 
-    mcp = McpEndpoint(engine_for, settings.answer_top_k, settings.host, Limits.of(settings))
+    mcp = McpEndpoint(engine_for, answer_top_k=settings.answer_top_k, host=settings.host, limits=Limits.of(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.engine, app.state.collections = default, registry
         app.state.stopping.clear()  # this app may have been started and stopped before (tests do)
         # One worker runs upload jobs; stopping it stops the running job before its commit (service/jobs.py).
-        app.state.jobs = JobBoard(settings.jobs_kept, settings.max_queued_jobs, app.state.stopping)
+        app.state.jobs = JobBoard(kept=settings.jobs_kept, max_queued=settings.max_queued_jobs, stopping=app.state.stopping)
         app.state.jobs.start()
         try:
             async with mcp.running():  # MCP sessions need the SDK's task group, which lives as long as the app

@@ -14,14 +14,14 @@ from starlette.concurrency import run_in_threadpool
 
 from citeqa.index.engine import Engine
 from citeqa.service.collections import NAME_PATTERN, CollectionRegistry, UnknownCollectionError
-from citeqa.service.errors import ApiError
+from citeqa.service.errors import ApiError, collection_not_found, index_not_loaded
 from citeqa.settings import DEFAULT_COLLECTION, Settings
 
 
 def _registry(request: Request) -> CollectionRegistry:
     registry = getattr(request.app.state, "collections", None)
     if registry is None:
-        raise ApiError(503, "the index is not loaded yet")
+        raise index_not_loaded()
     return registry
 
 
@@ -38,7 +38,7 @@ async def get_engine(request: Request) -> Engine:
     except ValueError as exc:
         raise ApiError(400, str(exc), param="collection") from exc
     except UnknownCollectionError as exc:
-        raise ApiError(404, f"no collection named '{name}'", param="collection", code="collection_not_found") from exc
+        raise collection_not_found(name, param="collection") from exc
 
 
 CollectionPath = Annotated[str, Path(description="a collection's name", pattern=NAME_PATTERN.pattern)]

@@ -1,4 +1,10 @@
-"""Every error leaves the service as {"error": {message, type, param, code}} with a 4xx, never a traceback."""
+"""Every error leaves the service as {"error": {message, type, param, code}}, never a traceback.
+
+`error_response` is the one builder of that body: the exception handlers below, the middlewares that answer
+before a route runs (hosts, API keys, body limit: 400, 401, 403, 413), the MCP endpoint and the last-resort 500
+all reply through it. Errors the index raises while serving are mapped here once, for every route: a busy
+writer and a write stopped by the server's own stop are 503s.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from citeqa.index.progress import WriteStopped
+from citeqa.index.storage.write_lock import WriterBusyError
 from citeqa.service.limits import LIMIT_EXCEEDED
 from citeqa.service.route_table import route_table
-from citeqa.service.schemas import ErrorBody, ErrorResponse
+from citeqa.service.schemas.status import ErrorBody, ErrorResponse
 
 log = logging.getLogger("citeqa")
 
@@ -38,6 +45,25 @@ class ApiError(Exception):
 def error_response(status: int, message: str, param: str | None = None, code: str | None = None) -> JSONResponse:
     body = ErrorResponse(error=ErrorBody(message=message, type=ERROR_TYPES.get(status, "api_error"), param=param, code=code))
     return JSONResponse(status_code=status, content=body.model_dump())
+
+
+def internal_error(request_id: str = "") -> JSONResponse:
+    """The one 500: the traceback goes to the server log only; the client gets the request id to quote."""
+    which = f" (request id {request_id})" if request_id else ""
+    return error_response(500, f"internal error{which}; the server log has the details", code="internal_error")
+
+
+def index_not_loaded() -> ApiError:
+    """A request that needs the index while the server is still loading it."""
+    return ApiError(503, "the index is not loaded yet")
+
+
+def document_not_found(doc_id: str) -> ApiError:
+    return ApiError(404, f"no document with id '{doc_id}'", param="doc_id", code="document_not_found")
+
+
+def collection_not_found(name: str, param: str) -> ApiError:
+    return ApiError(404, f"no collection named '{name}'", param=param, code="collection_not_found")
 
 
 def describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
@@ -76,6 +102,11 @@ def install_error_handlers(app: FastAPI) -> None:
         # The server was asked to stop while this write embedded: it ended before its commit, so nothing changed.
         return error_response(503, SERVER_STOPPING, code="server_stopping")
 
+    @app.exception_handler(WriterBusyError)
+    async def _busy(_: Request, exc: WriterBusyError) -> JSONResponse:
+        # Another writer held the collection's write lock past CITEQA_WRITE_TIMEOUT; nothing of this write was committed.
+        return error_response(503, str(exc), code="writer_busy")
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         response = error_response(exc.status_code, str(exc.detail))
@@ -86,5 +117,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Reached only by what escapes the request context middleware (service/observability.py), which answers
+        # anything a route raises with this same 500.
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal error; the server log has the details")
+        return internal_error(str(getattr(request.state, "request_id", "")))

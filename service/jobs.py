@@ -30,7 +30,7 @@ from citeqa.index.storage.manifest import IndexMissingError
 from citeqa.index.storage.write_lock import WriterBusyError
 from citeqa.index.writing.ingest import IncomingFile, IngestReport
 from citeqa.service.errors import ApiError
-from citeqa.service.schemas import JobCounts, JobFile, JobInfo
+from citeqa.service.schemas.documents import JobCounts, JobFile, JobInfo
 
 log = logging.getLogger("citeqa.jobs")
 
@@ -38,6 +38,8 @@ JobState = Literal["queued", "running", "done", "failed"]
 # How much of a job's time each stage takes, roughly (embedding dominates): the progress fraction's weights.
 STAGE_WEIGHTS = {Stage.PARSING: 0.10, Stage.SPLITTING: 0.05, Stage.EMBEDDING: 0.80, Stage.COMMITTING: 0.05}
 STOPPED = "the server stopped before the job committed; nothing of it was committed. Upload the files again."
+# The name of the route that shows one job (routers/jobs.py): the 202 of an upload links to it by name.
+JOB_ROUTE = "get_job"
 
 
 def now() -> str:

@@ -11,13 +11,13 @@ from urllib.parse import quote
 
 from fastapi.responses import FileResponse
 
-from citeqa.index.engine import DocumentInfo, Engine
+from citeqa.index.engine import Engine
 from citeqa.index.parsing.locate import original_of
 from citeqa.index.progress import NO_PROGRESS, Progress
 from citeqa.index.text.documents import Document, document_from_text
 from citeqa.index.writing.ingest import IngestReport
 from citeqa.service.errors import ApiError
-from citeqa.service.schemas import DocumentDetail, DocumentSummary, OriginalFile, UploadedFile, UploadResult
+from citeqa.service.schemas.documents import DocumentDetail, DocumentSummary, OriginalFile, UploadedFile, UploadResult
 
 
 def upsert_document(engine: Engine, doc_id: str, text: str, progress: Progress = NO_PROGRESS) -> str:
@@ -114,7 +114,7 @@ def upload_result(engine: Engine, report: IngestReport) -> UploadResult:
                 reason=outcome.reason,
                 media_type=outcome.media_type,
                 bytes=outcome.size,
-                document=summary_of(info) if info else None,
+                document=DocumentSummary.of(info) if info else None,
             )
         )
     return UploadResult(
@@ -123,16 +123,4 @@ def upload_result(engine: Engine, report: IngestReport) -> UploadResult:
         updated=report.count("updated"),
         unchanged=report.count("unchanged"),
         failed=report.count("failed"),
-    )
-
-
-def summary_of(info: DocumentInfo) -> DocumentSummary:
-    return DocumentSummary(
-        id=info.id,
-        title=info.title,
-        source=info.source,
-        chunks=info.chunks,
-        sha256=info.sha256,
-        characters=info.characters,
-        media_type=info.media_type,
     )

@@ -13,9 +13,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
+from citeqa.service.errors import error_response
 from citeqa.service.limits import DEFAULT_LIMITS, Limits
 from citeqa.service.mcp_server import EngineFor, build_mcp_server
 
@@ -47,8 +47,7 @@ class McpEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._manager is None:
-            response = JSONResponse({"error": {"message": "the MCP endpoint is not running", "type": "unavailable_error"}}, 503)
-            await response(scope, receive, send)
+            await error_response(503, "the MCP endpoint is not running")(scope, receive, send)
             return
         await self._manager.handle_request(scope, receive, send)
 

@@ -17,12 +17,8 @@ from pydantic import BaseModel, Field
 
 from citeqa.index.engine import Engine
 from citeqa.service.limits import DEFAULT_LIMITS, Limits
-from citeqa.service.schemas import (
-    Citation,
-    DocumentSummary,
-    NumberedCitation,
-    SearchResult,
-)
+from citeqa.service.schemas.documents import DocumentSummary
+from citeqa.service.schemas.questions import NumberedCitation, SearchResult
 from citeqa.settings import DEFAULT_COLLECTION
 
 EngineFor = Callable[[str], Engine]
@@ -120,9 +116,7 @@ def build_mcp_server(engine_for: EngineFor, answer_top_k: int = 5, limits: Limit
         when nothing is relevant enough; then do not answer from these documents."""
         engine = _engine(engine_for, collection)
         answer = engine.ask(_require_text("question", question), answer_top_k)
-        citations = [
-            NumberedCitation(marker=n, **Citation.of(passage).model_dump()) for n, passage in enumerate(answer.cited, start=1)
-        ]
+        citations = NumberedCitation.numbered(answer.cited)
         return AskOutput(
             collection=collection,
             question=question,
@@ -135,7 +129,7 @@ def build_mcp_server(engine_for: EngineFor, answer_top_k: int = 5, limits: Limit
     def list_documents(collection: CollectionName = DEFAULT_COLLECTION) -> DocumentListOutput:
         """List the documents that can be searched: id, title, source, chunk count and length in characters."""
         engine = _engine(engine_for, collection)
-        documents = [DocumentSummary.model_validate(info, from_attributes=True) for info in engine.documents()]
+        documents = [DocumentSummary.of(info) for info in engine.documents()]
         return DocumentListOutput(collection=collection, documents=documents)
 
     @server.tool(annotations=READ_ONLY)
@@ -153,7 +147,7 @@ def build_mcp_server(engine_for: EngineFor, answer_top_k: int = 5, limits: Limit
         if document is None or info is None:
             raise ToolError(f"id: no document with id '{id}' in collection '{collection}'")
         start, end = _range(start, end, len(document.text))
-        summary = DocumentSummary.model_validate(info, from_attributes=True)
+        summary = DocumentSummary.of(info)
         return DocumentText(**summary.model_dump(), collection=collection, start=start, end=end, text=document.text[start:end])
 
     return server

@@ -28,7 +28,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from citeqa.index.models.embedding import EMBED_OBSERVERS
-from citeqa.service.errors import error_response
+from citeqa.service.errors import internal_error
 from citeqa.service.route_table import route_table
 from citeqa.settings import DEFAULT_COLLECTION
 
@@ -178,10 +178,7 @@ class RequestContextMiddleware:
             # The traceback goes to the server log only; the client gets the id to quote, never the details.
             log.exception("unhandled error in request %s", request_id)
             if not response_started:
-                body = error_response(
-                    500, f"internal error (request id {request_id}); the server log has the details", code="internal_error"
-                )
-                await body(scope, receive, send_with_id)
+                await internal_error(request_id)(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
             method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"

@@ -1,4 +1,5 @@
-"""The app's routes flattened to (template, regex, methods), for labels and for the Allow header.
+"""The app's routes flattened to (template, regex, methods, name): for labels, the Allow header, and which route a
+request is for before it reaches one (the upload route's own body limits).
 
 Metrics and the request log name a request by its route template (`/v1/documents/{doc_id}`, never the concrete
 path, which would make one time series per document), and a 405 lists every method the path accepts. Both need
@@ -20,6 +21,7 @@ class RouteEntry:
     template: str
     regex: re.Pattern[str]
     methods: frozenset[str] | None  # None: any method (a mounted or raw ASGI app)
+    name: str | None = None  # the route's name (its endpoint's, unless declared); None for a mount
 
 
 def _entries(routes: list[BaseRoute]) -> list[RouteEntry]:
@@ -30,12 +32,14 @@ def _entries(routes: list[BaseRoute]) -> list[RouteEntry]:
             for context in contexts():
                 regex, template, _ = compile_path(context.path)
                 methods = getattr(context.original_route, "methods", None)
-                entries.append(RouteEntry(template, regex, frozenset(methods) if methods else None))
+                name = getattr(context.original_route, "name", None)
+                entries.append(RouteEntry(template, regex, frozenset(methods) if methods else None, name))
         elif isinstance(route, Mount):
             entries.append(RouteEntry(route.path + "/{path}", route.path_regex, None))
         elif hasattr(route, "path_regex"):
             methods = getattr(route, "methods", None)
-            entries.append(RouteEntry(route.path_format, route.path_regex, frozenset(methods) if methods else None))
+            name = getattr(route, "name", None)
+            entries.append(RouteEntry(route.path_format, route.path_regex, frozenset(methods) if methods else None, name))
     return entries
 
 
@@ -51,13 +55,19 @@ class RouteTable:
             self._entries = _entries(self._app.router.routes)  # type: ignore[attr-defined]
         return self._entries
 
+    def serving(self, method: str, path: str) -> RouteEntry | None:
+        """The route that serves (method, path), or None."""
+        for entry in self.entries:
+            if entry.regex.match(path) and (entry.methods is None or method in entry.methods):
+                return entry
+        return None
+
     def template(self, method: str, path: str) -> str | None:
         """The template of the route that serves (method, path); of a route on that path if none takes the method."""
-        on_path = [entry for entry in self.entries if entry.regex.match(path)]
-        for entry in on_path:
-            if entry.methods is None or method in entry.methods:
-                return entry.template
-        return on_path[0].template if on_path else None
+        entry = self.serving(method, path)
+        if entry is not None:
+            return entry.template
+        return next((entry.template for entry in self.entries if entry.regex.match(path)), None)
 
     def allowed_methods(self, path: str) -> list[str]:
         methods: set[str] = set()

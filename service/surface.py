@@ -20,7 +20,7 @@ from citeqa.service.keys import KeyRing
 from citeqa.service.limits import Limits
 from citeqa.service.observability import Metrics, RequestContextMiddleware, install_metrics_route
 from citeqa.service.openapi import install_docs, install_openapi
-from citeqa.service.uploads import is_upload
+from citeqa.service.uploads import upload_check
 from citeqa.settings import Settings
 
 
@@ -72,7 +72,7 @@ def install_http_surface(app: FastAPI, settings: Settings) -> None:
     install_openapi(app, limits, keys)
 
     # add_middleware wraps what is there already, so the innermost layer is added first.
-    app.add_middleware(RequestLimitsMiddleware, limits=limits, exempt=is_upload)  # uploads count their own limits
+    app.add_middleware(RequestLimitsMiddleware, limits=limits, exempt=upload_check(app))  # uploads count their own limits
     app.add_middleware(ApiKeyMiddleware, keys=keys)
     app.add_middleware(AllowedHostsMiddleware, names=allowed_names(settings.host, settings.allowed_host_names()))
     app.add_middleware(RequestContextMiddleware, fastapi_app=app, metrics=metrics)

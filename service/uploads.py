@@ -10,14 +10,15 @@ Form fields: `files` (repeated, each a file part) and optional `ids` (text, one 
 file's id is its `ids` entry, else its file name; either is checked (documents.check_document_id) and a refused
 name fails that file alone.
 
-This path is exempt from the general request body limit (CITEQA_MAX_REQUEST_BYTES): uploads have the limits
-above instead, counted here (see `is_upload`).
+The upload route is exempt from the general request body limit (CITEQA_MAX_REQUEST_BYTES): uploads have the
+limits above instead, counted here. Which requests are uploads is asked of the app's route table (`upload_check`),
+so the route's paths are written once, where the route is declared.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -25,13 +26,17 @@ from typing import IO, Any
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
-from starlette.types import Scope
+from starlette.types import ASGIApp, Scope
 
 from citeqa.index.text.documents import MAX_ID_CHARS, DocumentError, check_document_id
 from citeqa.index.writing.ingest import IncomingFile
 from citeqa.service.errors import ApiError
+from citeqa.service.route_table import route_table
+from citeqa.settings import Settings
 
-UPLOAD_PATH = re.compile(r"/v1(?:/collections/[^/]+)?/documents/?")
+# The name of the route that takes uploads (POST /v1/documents and /v1/collections/{collection}/documents): its
+# endpoint's name, declared with it in service/routers/documents.py, so its OpenAPI operationId is unchanged.
+UPLOAD_ROUTE = "add_documents"
 FILES_FIELD, IDS_FIELD = "files", "ids"
 # An `ids` value is an id: anything much longer is not one, and is not worth buffering.
 MAX_FIELD_BYTES = 4 * MAX_ID_CHARS
@@ -41,19 +46,33 @@ def is_multipart(content_type: str) -> bool:
     return content_type.split(";", 1)[0].strip().lower() == "multipart/form-data"
 
 
-def is_upload(scope: Scope) -> bool:
-    """A multipart POST to a documents collection: limited here, not by the general body limit."""
-    if scope.get("type") != "http" or scope.get("method") != "POST" or not UPLOAD_PATH.fullmatch(scope.get("path", "")):
-        return False
-    content_type = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"content-type"), "")
-    return is_multipart(content_type)
+def upload_check(app: ASGIApp) -> Callable[[Scope], bool]:
+    """Whether a request is a multipart POST to the upload route: limited here, not by the general body limit."""
+    table = route_table(app)
+
+    def is_upload(scope: Scope) -> bool:
+        if scope.get("type") != "http" or scope.get("method") != "POST":
+            return False
+        content_type = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"content-type"), "")
+        if not is_multipart(content_type):
+            return False
+        route = table.serving("POST", scope.get("path", ""))
+        return route is not None and route.name == UPLOAD_ROUTE
+
+    return is_upload
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class UploadLimits:
     file_bytes: int
     request_bytes: int
     files: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> UploadLimits:
+        return cls(
+            file_bytes=settings.max_upload_file_bytes, request_bytes=settings.max_upload_bytes, files=settings.max_upload_files
+        )
 
 
 def too_large(message: str) -> ApiError:

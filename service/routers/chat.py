@@ -7,7 +7,6 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
@@ -15,20 +14,18 @@ from fastapi.responses import StreamingResponse
 from citeqa.service.chat import ChatReply, reply
 from citeqa.service.conversation import Turn
 from citeqa.service.deps import EngineDep, SettingsDep
-from citeqa.service.schemas import (
+from citeqa.service.schemas.chat import (
     AssistantMessage,
     ChatChoice,
     ChatCompletion,
     ChatCompletionRequest,
-    Claim,
-    ErrorResponse,
     ModelCard,
     ModelList,
-    NumberedCitation,
     SearchInfo,
-    SearchResult,
     Usage,
 )
+from citeqa.service.schemas.questions import Claim, NumberedCitation
+from citeqa.service.schemas.status import ErrorResponse
 
 router = APIRouter(tags=["chat"], responses={400: {"model": ErrorResponse}})
 MODEL_ID = "citeqa"
@@ -49,10 +46,8 @@ def _completion(request: ChatCompletionRequest, result: ChatReply) -> ChatComple
         choices=[ChatChoice(message=AssistantMessage(content=result.content))],
         # Word counts: citeqa has no tokenizer of a generating model to count with.
         usage=Usage(prompt_tokens=prompt_words, completion_tokens=completion_words, total_tokens=prompt_words + completion_words),
-        citations=[
-            NumberedCitation(marker=n, **SearchResult.of(p).citation.model_dump()) for n, p in enumerate(result.cited, start=1)
-        ],
-        claims=[Claim(**asdict(c)) for c in result.claims],
+        citations=NumberedCitation.numbered(result.cited),
+        claims=[Claim.of(c) for c in result.claims],
         citeqa=SearchInfo(query=result.query, found=result.found, answered_by=result.answered_by),
     )
 

@@ -7,8 +7,9 @@ from fastapi import APIRouter
 from citeqa.index.engine import Engine
 from citeqa.service.collections import CollectionExistsError, UnknownCollectionError
 from citeqa.service.deps import CollectionsDep
-from citeqa.service.errors import ApiError
-from citeqa.service.schemas import CollectionCreate, CollectionInfo, CollectionList, ErrorResponse
+from citeqa.service.errors import ApiError, collection_not_found
+from citeqa.service.schemas.documents import CollectionCreate, CollectionInfo, CollectionList
+from citeqa.service.schemas.status import ErrorResponse
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 
@@ -50,7 +51,7 @@ def drop_collection(name: str, collections: CollectionsDep) -> CollectionList:
     try:
         collections.drop(name)
     except UnknownCollectionError as exc:
-        raise ApiError(404, f"no collection named '{name}'", param="name", code="collection_not_found") from exc
+        raise collection_not_found(name, param="name") from exc
     except ValueError as exc:
         raise ApiError(400, str(exc), param="name") from exc
     return list_collections(collections)

@@ -12,30 +12,37 @@ from pydantic import ValidationError
 from citeqa.index.engine import DocumentInfo, Engine
 from citeqa.index.parsing.formats import MEDIA_TYPES
 from citeqa.index.progress import Progress, StopWhenAsked
-from citeqa.index.storage.write_lock import WriterBusyError
 from citeqa.index.text.documents import DocumentError
 from citeqa.index.writing.ingest import IngestReport
 from citeqa.service.deps import EngineDep, SettingsDep
-from citeqa.service.errors import ApiError
-from citeqa.service.jobs import Job, JobBoard, JobsBusyError, JobsDep
+from citeqa.service.errors import ApiError, document_not_found
+from citeqa.service.jobs import JOB_ROUTE, Job, JobBoard, JobsBusyError, JobsDep
 from citeqa.service.library import (
     delete_document,
     document_detail,
     original_file,
-    summary_of,
     upload_result,
     upsert_document,
 )
-from citeqa.service.schemas import (
+from citeqa.service.schemas.documents import (
     DocumentChange,
     DocumentDetail,
     DocumentList,
+    DocumentSummary,
     DocumentUpload,
-    ErrorResponse,
     JobAccepted,
     UploadResult,
 )
-from citeqa.service.uploads import FILES_FIELD, IDS_FIELD, ReceivedUpload, UploadLimits, is_multipart, receive_upload
+from citeqa.service.schemas.status import ErrorResponse
+from citeqa.service.uploads import (
+    FILES_FIELD,
+    IDS_FIELD,
+    UPLOAD_ROUTE,
+    ReceivedUpload,
+    UploadLimits,
+    is_multipart,
+    receive_upload,
+)
 from citeqa.settings import DEFAULT_COLLECTION, Settings
 
 router = APIRouter(prefix="/documents", tags=["documents"])
@@ -45,13 +52,13 @@ UPLOAD_SOURCE = "upload/"  # the source of an uploaded document: "upload/<id>"
 def _known(engine: Engine, doc_id: str) -> DocumentInfo:
     info = engine.document_info(doc_id)
     if info is None:
-        raise ApiError(404, f"no document with id '{doc_id}'", param="doc_id", code="document_not_found")
+        raise document_not_found(doc_id)
     return info
 
 
 @router.get("", response_model=DocumentList, summary="Every indexed document")
 def list_documents(engine: EngineDep) -> DocumentList:
-    return DocumentList(documents=[summary_of(info) for info in engine.documents()])
+    return DocumentList(documents=[DocumentSummary.of(info) for info in engine.documents()])
 
 
 # Declared before GET /{doc_id:path}, which would otherwise take "report.pdf/file" for an id.
@@ -77,7 +84,7 @@ def get_original(doc_id: str, request: Request, engine: EngineDep) -> Response:
         # The path is ambiguous: it also reads as the plain GET of a document whose id ends in "/file".
         return JSONResponse(get_document(f"{doc_id}/file", request, engine).model_dump())
     if document is None:
-        raise ApiError(404, f"no document with id '{doc_id}'", param="doc_id", code="document_not_found")
+        raise document_not_found(doc_id)
     return original_file(engine, document)
 
 
@@ -90,9 +97,9 @@ def get_original(doc_id: str, request: Request, engine: EngineDep) -> Response:
 def get_document(doc_id: str, request: Request, engine: EngineDep) -> DocumentDetail:
     entry = engine.document_entry(doc_id)
     if entry is None:
-        raise ApiError(404, f"no document with id '{doc_id}'", param="doc_id", code="document_not_found")
+        raise document_not_found(doc_id)
     info, document = entry
-    return document_detail(summary_of(info), document, path_prefix=request.url.path.split("/documents/", 1)[0])
+    return document_detail(DocumentSummary.of(info), document, path_prefix=request.url.path.split("/documents/", 1)[0])
 
 
 UPLOAD_FORM_SCHEMA = {
@@ -111,6 +118,7 @@ UPLOAD_FORM_SCHEMA = {
 
 @router.post(
     "",
+    name=UPLOAD_ROUTE,  # how the body limit knows this route takes uploads (service/uploads.py)
     status_code=201,
     response_model=None,
     responses={
@@ -163,14 +171,12 @@ async def add_documents(
         status = await run_in_threadpool(upsert_document, engine, upload.id, upload.text, stop_when_asked(request))
     except DocumentError as exc:
         raise ApiError(400, f"text: {exc}", param="text") from exc
-    except WriterBusyError as exc:
-        raise ApiError(503, str(exc), code="writer_busy") from exc
-    change = DocumentChange(status=status, id=upload.id, document=summary_of(_known(engine, upload.id)))
+    change = DocumentChange(status=status, id=upload.id, document=DocumentSummary.of(_known(engine, upload.id)))
     return JSONResponse(change.model_dump(), status_code=201 if status == "added" else 200)
 
 
 async def _upload(request: Request, engine: Engine, settings: Settings, jobs: JobBoard, wait: bool) -> JSONResponse:
-    limits = UploadLimits(settings.max_upload_file_bytes, settings.max_upload_bytes, settings.max_upload_files)
+    limits = UploadLimits.of(settings)
     folder = engine.originals.incoming()
     handed_over = False
     try:
@@ -179,12 +185,9 @@ async def _upload(request: Request, engine: Engine, settings: Settings, jobs: Jo
             reply = _submit(request, engine, settings, jobs, received)
             handed_over = True  # the job removes the folder when it ends
             return reply
-        try:
-            report = await run_in_threadpool(
-                engine.ingest_files, received.files, UPLOAD_SOURCE, settings.parse_limits(), stop_when_asked(request)
-            )
-        except WriterBusyError as exc:
-            raise ApiError(503, str(exc), code="writer_busy") from exc
+        report = await run_in_threadpool(
+            engine.ingest_files, received.files, UPLOAD_SOURCE, settings.parse_limits(), stop_when_asked(request)
+        )
         if len(report.outcomes) == 1 and report.outcomes[0].status == "failed":
             only = report.outcomes[0]
             raise ApiError(415 if only.unsupported else 400, f"{only.filename}: {only.reason}", param=FILES_FIELD,
@@ -212,7 +215,7 @@ def _submit(request: Request, engine: Engine, settings: Settings, jobs: JobBoard
         job = jobs.submit(Job.for_files(collection, received.files, run, received.folder))
     except JobsBusyError as exc:
         raise ApiError(503, str(exc), code="jobs_busy") from exc
-    status_url = f"/v1/jobs/{job.id}"
+    status_url = request.app.url_path_for(JOB_ROUTE, job_id=job.id)  # GET /v1/jobs/{job_id}, as routers/jobs.py declares it
     body = JobAccepted(job=job.info(), status_url=status_url)
     return JSONResponse(body.model_dump(), status_code=202, headers={"Location": status_url})
 
@@ -224,10 +227,6 @@ def _submit(request: Request, engine: Engine, settings: Settings, jobs: JobBoard
     summary="Remove a document and its chunks",
 )
 def remove_document(doc_id: str, engine: EngineDep) -> DocumentChange:
-    try:
-        deleted = delete_document(engine, doc_id)
-    except WriterBusyError as exc:
-        raise ApiError(503, str(exc), code="writer_busy") from exc
-    if not deleted:
-        raise ApiError(404, f"no document with id '{doc_id}'", param="doc_id", code="document_not_found")
+    if not delete_document(engine, doc_id):
+        raise document_not_found(doc_id)
     return DocumentChange(status="deleted", id=doc_id)

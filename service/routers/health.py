@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from citeqa.service.errors import ApiError
-from citeqa.service.schemas import ErrorResponse, Health, Readiness
+from citeqa.service.errors import index_not_loaded
+from citeqa.service.schemas.status import ErrorResponse, Health, Readiness
 
 router = APIRouter(tags=["health"])
 
@@ -17,6 +17,6 @@ def healthz() -> Health:
 def readyz(request: Request) -> Readiness:
     engine = getattr(request.app.state, "engine", None)
     if engine is None:
-        raise ApiError(503, "the index is not loaded yet")
+        raise index_not_loaded()
     stats = engine.stats()
     return Readiness(status="ready", documents=stats.documents, chunks=stats.chunks, model=stats.model, built_at=stats.built_at)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from citeqa.service.errors import ApiError
-from citeqa.service.jobs import JobsDep
-from citeqa.service.schemas import ErrorResponse, JobInfo, JobList
+from citeqa.service.jobs import JOB_ROUTE, JobsDep
+from citeqa.service.schemas.documents import JobInfo, JobList
+from citeqa.service.schemas.status import ErrorResponse
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -18,6 +19,7 @@ def list_jobs(jobs: JobsDep) -> JobList:
 
 @router.get(
     "/{job_id}",
+    name=JOB_ROUTE,
     response_model=JobInfo,
     responses={404: {"model": ErrorResponse}},
     summary="One upload job: each file's stage (queued, parsing, splitting, embedding, committed, failed) and progress",

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 
 from fastapi import APIRouter
 
@@ -9,16 +8,21 @@ from citeqa.index.answering.claims import extractive_claims
 from citeqa.service.chat import UpstreamModel, generate_answer
 from citeqa.service.deps import EngineDep, SettingsDep
 from citeqa.service.errors import ApiError
-from citeqa.service.schemas import (
+from citeqa.service.schemas.questions import (
     AskRequest,
     AskResponse,
     Claim,
-    ErrorResponse,
     NumberedCitation,
     SearchRequest,
     SearchResponse,
     SearchResult,
 )
+from citeqa.service.schemas.status import ErrorResponse
+
+
+def _took_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
 
 router = APIRouter(tags=["questions"], responses={400: {"model": ErrorResponse}})
 
@@ -30,7 +34,7 @@ def search(request: SearchRequest, engine: EngineDep) -> SearchResponse:
     return SearchResponse(
         query=request.query,
         results=[SearchResult.of(p) for p in passages],
-        took_ms=round((time.perf_counter() - started) * 1000, 2),
+        took_ms=_took_ms(started),
     )
 
 
@@ -58,9 +62,9 @@ def ask(request: AskRequest, engine: EngineDep, settings: SettingsDep) -> AskRes
         question=request.question,
         answer=text,
         found=found,
-        citations=[NumberedCitation(marker=n, **SearchResult.of(p).citation.model_dump()) for n, p in enumerate(cited, start=1)],
-        claims=[Claim(**asdict(c)) for c in claims],
+        citations=NumberedCitation.numbered(cited),
+        claims=[Claim.of(c) for c in claims],
         answered_by=answered_by,
         passages=[SearchResult.of(p) for p in passages],
-        took_ms=round((time.perf_counter() - started) * 1000, 2),
+        took_ms=_took_ms(started),
     )

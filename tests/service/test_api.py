@@ -5,7 +5,7 @@ from fastapi.testclient import TestClient
 
 from citeqa.index.engine import Engine
 from citeqa.index.text.chunking import ChunkerSettings, split_document
-from citeqa.service.schemas import MAX_QUERY_CHARS
+from citeqa.service.schemas.checks import MAX_QUERY_CHARS
 from tests.conftest import SEED_ID
 
 
