@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test lint browser eval bench
+.PHONY: install serve check test lint browser eval bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ browser:
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# The quick tier, for every change: everything not marked slow (no real servers, browsers or public data), in
+# under 3 minutes on 2 cores. `make test` runs it all, as CI does.
+check: install
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # The public-data gate reads ../shared/data (or CITEQA_EVAL_DATA); without it: make test PYTEST_ARGS="-m 'not public_data'".
 test: install browser

@@ -19,7 +19,7 @@ from citeqa.eval.runner import MODES, cached_engine, evaluate_beir
 from citeqa.index.models.embedding import Embedder
 from citeqa.settings import Settings
 
-pytestmark = pytest.mark.public_data
+pytestmark = [pytest.mark.public_data, pytest.mark.slow]
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 BASELINE = json.loads((REPOSITORY / "eval" / "baseline.json").read_text())["public"]

@@ -16,7 +16,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from tests.helpers import running_server
 from tests.service.test_browser import browser  # noqa: F401  (the fixture: Debian's Chromium through its chromedriver)
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 READ_KEY = "page-read-key-0123456789"
 
 

@@ -3,9 +3,12 @@
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import SEED_ID
 from tests.helpers import running_server
+
+pytestmark = pytest.mark.slow  # a real `citeqa serve`; tests/service/test_api.py asks the same app in process
 
 
 def test_serve_builds_the_seed_index_and_answers_over_http(tmp_path: Path) -> None:

@@ -10,8 +10,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.helpers import running_server
+
+pytestmark = pytest.mark.slow  # a real server under 60 s of load
 
 QUESTIONS = [
     "what did Shoygu allege?",

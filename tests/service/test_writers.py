@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from citeqa.eval.bench import wait_ready
 from citeqa.index.engine import Engine, EngineSettings
@@ -19,6 +20,8 @@ from citeqa.index.storage.segment_writer import PreparedDocument
 from citeqa.index.text.documents import make_document
 from tests.conftest import SEED_ID
 from tests.helpers import CITEQA, citeqa_env, free_port, run_citeqa, running_server
+
+pytestmark = pytest.mark.slow  # real servers and commands, started and killed, many times over
 
 
 def search_ids(base: str, query: str) -> list[str]:
