@@ -10,6 +10,9 @@ import pytest
 from tests.conftest import SEED_ID
 from tests.helpers import running_server
 
+# A real `citeqa serve` for the official client; test_limits and test_upstream_model ask the same routes in process.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

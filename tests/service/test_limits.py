@@ -85,6 +85,7 @@ def raw_request(base: str, head: str, chunks: Iterator[bytes] | None = None, sec
     return reply, sent
 
 
+@pytest.mark.slow
 def test_a_declared_body_over_the_limit_is_refused_before_it_is_read(small_body_server: str) -> None:
     # 50 MB declared, none of it sent: a server that tried to read the body would wait, not answer.
     head = "POST /v1/documents HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 50000000\r\n\r\n"
@@ -94,6 +95,7 @@ def test_a_declared_body_over_the_limit_is_refused_before_it_is_read(small_body_
     assert b"x-request-id" in reply.lower()
 
 
+@pytest.mark.slow
 def test_a_streamed_body_is_cut_off_at_the_limit_without_being_read_whole(small_body_server: str) -> None:
     head = "POST /v1/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     chunk = b"%x\r\n%s\r\n" % (10_000, b" " * 10_000)
@@ -103,6 +105,7 @@ def test_a_streamed_body_is_cut_off_at_the_limit_without_being_read_whole(small_
     assert sent < 5_000_000  # far less than the 50 MB on offer: the server stopped taking it
 
 
+@pytest.mark.slow
 def test_a_body_under_the_limit_is_served(small_body_server: str) -> None:
     response = httpx.post(f"{small_body_server}/v1/search", json={"query": "Shoygu", "top_k": 1})
     assert response.status_code == 200

@@ -27,6 +27,8 @@ from mcp_types import CallToolResult, TextContent
 from tests.conftest import SEED_ID
 from tests.helpers import CITEQA, citeqa_env, run_citeqa, running_server
 
+pytestmark = pytest.mark.slow  # real `citeqa mcp` and `citeqa serve` processes, each building its own seed index
+
 TOOLS = {"search", "ask", "list_documents", "get_document"}
 # Both servers run with limits other than the defaults: the tools must apply the server's settings, as HTTP does.
 MAX_QUERY_CHARS, MAX_TOP_K = 300, 7

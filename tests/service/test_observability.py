@@ -113,6 +113,7 @@ def test_an_unhandled_error_is_a_generic_500_with_the_request_id(
     assert any("boom-1" in r.getMessage() and r.exc_info for r in caplog.records)  # the details are in the log
 
 
+@pytest.mark.slow
 def test_a_real_server_logs_one_json_line_per_request(tmp_path: Path) -> None:
     index_dir = tmp_path / "index"
     with running_server(index_dir) as base:

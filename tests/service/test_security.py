@@ -295,6 +295,7 @@ def serving_on_all_interfaces(tmp_path: Path, *args: str, **env: str) -> Iterato
             process.wait(timeout=20)
 
 
+@pytest.mark.slow
 def test_serve_on_all_interfaces_with_keys_starts_and_requires_them(tmp_path: Path) -> None:
     with serving_on_all_interfaces(tmp_path, CITEQA_API_KEYS=KEYS) as base:
         assert httpx.get(f"{base}/healthz").status_code == 200
@@ -304,6 +305,7 @@ def test_serve_on_all_interfaces_with_keys_starts_and_requires_them(tmp_path: Pa
         assert httpx.get(f"{base}/healthz", headers={"Host": "attacker.example"}).status_code == 400
 
 
+@pytest.mark.slow
 def test_serve_on_all_interfaces_with_insecure_starts_open(tmp_path: Path) -> None:
     with serving_on_all_interfaces(tmp_path, "--insecure") as base:
         assert httpx.post(f"{base}/v1/search", json=QUESTION).status_code == 200

@@ -275,6 +275,7 @@ def test_uploads_have_their_own_limits_and_json_keeps_the_request_limit(limited:
     assert as_json.status_code == 413 and "CITEQA_MAX_REQUEST_BYTES" in as_json.json()["error"]["message"]
 
 
+@pytest.mark.slow
 def test_an_oversized_declared_upload_is_refused_before_its_body_is_sent(tmp_path: Path) -> None:
     """Over a real socket: the 413 comes back although not one byte of the declared gigabyte was sent."""
     with running_server(tmp_path / "index", CITEQA_MAX_UPLOAD_BYTES="1000000") as base:
