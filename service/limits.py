@@ -1,6 +1,6 @@
 """Limits decided before any work is done: request body size, question length, top_k, chat size.
 
-The limits are settings, but the request models in schemas.py are built at import time; so the middleware in
+The limits are settings, but the request models in schemas/ are built at import time; so the middleware in
 body_limit.py publishes the serving app's limits in a context variable for the length of each request, and
 the models' validators read them from there (`current_limits()`; outside a request, the defaults apply).
 """

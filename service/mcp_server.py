@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from citeqa.index.engine import Engine
 from citeqa.service.limits import DEFAULT_LIMITS, Limits
+from citeqa.service.schemas.checks import not_blank
 from citeqa.service.schemas.documents import DocumentSummary
 from citeqa.service.schemas.questions import NumberedCitation, SearchResult
 from citeqa.settings import DEFAULT_COLLECTION
@@ -73,10 +74,11 @@ def _engine(engine_for: EngineFor, collection: str) -> Engine:
 
 
 def _require_text(name: str, value: str) -> str:
-    # Field(min_length=1) lets "   " through; the HTTP API refuses it with the same words.
-    if not value.strip():
-        raise ToolError(f"{name}: must contain non-whitespace text")
-    return value
+    # Field(min_length=1) lets "   " through; the HTTP API's own check refuses it, with the same words.
+    try:
+        return not_blank(value)
+    except ValueError as exc:
+        raise ToolError(f"{name}: {exc}") from None
 
 
 def _range(start: int | None, end: int | None, length: int) -> tuple[int, int]:
