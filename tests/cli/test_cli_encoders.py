@@ -8,7 +8,8 @@ import pytest
 from tests.helpers import citeqa_env, run_citeqa
 
 
-@pytest.mark.parametrize("encoder", ["torch", "onnx-int8"])
+# torch in three fresh processes costs about 20 s; onnx-int8 runs the same steps in the quick tier.
+@pytest.mark.parametrize("encoder", [pytest.param("torch", marks=pytest.mark.slow), "onnx-int8"])
 def test_add_uses_the_configured_encoder(corpus_dir: Path, tmp_path: Path, encoder: str) -> None:
     env = citeqa_env(tmp_path / "index", CITEQA_ENCODER=encoder)
     built = run_citeqa("index", str(corpus_dir), env=env)

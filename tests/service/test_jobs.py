@@ -39,6 +39,7 @@ def poll(client: TestClient, url: str, until: set[str], seconds: float = 300) ->
     raise AssertionError(f"job still {seen[-1]['state']} after {seconds}s")
 
 
+@pytest.mark.slow  # about 12 s; the smaller job tests below stay in the quick tier
 def test_a_large_pdf_moves_through_its_stages_while_searches_keep_answering(
     tmp_path: Path, embedder: Embedder, large_pdf: bytes
 ) -> None:

@@ -34,6 +34,8 @@ KEYED_CASES = 10
 MIN_TOTAL_CASES = 1000
 READ_KEY = "fuzz-read-key-0123456789"
 EXCLUDED_CHECKS = [schemathesis.checks.positive_data_acceptance]
+# Over a thousand requests, about 25 s; the documented statuses and schema are checked case by case in the quick tier.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
