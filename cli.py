@@ -8,7 +8,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -21,13 +21,15 @@ from citeqa.service.keys import KeyConfigError
 from citeqa.settings import Settings
 
 if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
+
     from citeqa.index.engine import Engine
 
 USER_ERRORS = (DocumentError, IndexMismatchError, IndexMissingError, FileNotFoundError, KeyConfigError, WriterBusyError)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {}
+    overrides: dict[str, Any] = {}  # keyword arguments of Settings
     if getattr(args, "path", None):
         overrides["corpus_dir"] = Path(args.path)
     if getattr(args, "index_dir", None):
@@ -79,6 +81,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     engine.background_merges = False  # merge before exiting, not in a thread the exit would cut short
     try:
         report = engine.ingest_files(incoming, "add/", settings.parse_limits(), TerminalProgress())
+        engine.settle()
     finally:
         engine.close()
     print(f"added to {settings.index_dir}")
@@ -188,6 +191,7 @@ def cmd_compact(args: argparse.Namespace) -> int:
     from citeqa.index.engine import Engine
 
     settings = _settings(args)
+    assert settings.index_dir is not None  # Settings fills it in (_index_in_home)
     engine = Engine.open(settings.index_dir, settings.engine_settings())
     try:
         before = engine.stats().segments
@@ -261,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setting_problem(error: dict) -> str:
+def setting_problem(error: ErrorDetails) -> str:
     """One invalid setting, named as its environment variable; a rule across settings names them itself."""
     if not error["loc"]:
         return str(error["msg"]).removeprefix("Value error, ")

@@ -41,6 +41,7 @@ from citeqa.index.ranking.quote_features import FEATURE_NAMES
 from citeqa.index.ranking.quote_selector import MODEL_FILE, QuoteSelector
 from citeqa.index.ranking.quote_terms import BM25_B, BM25_K1, MEAN_UNIT_TERMS
 from citeqa.index.text.lexical import LexicalSettings
+from citeqa.settings import Settings
 
 MODEL_PATH = Path(__file__).resolve().parent.parent / "index" / "models" / MODEL_FILE
 
@@ -81,7 +82,7 @@ def main() -> None:
         from citeqa.eval.runner import default_cache_dir
 
         args.cache = default_cache_dir() / "quote-selector"
-    embedder = CachedEmbedder(args.cache, DEFAULT_MODEL)
+    embedder = CachedEmbedder.for_settings(args.cache, Settings().engine_settings())
 
     dataset = load_beir(args.dataset)
     corpus = Corpus.build(dataset.documents(), embedder)

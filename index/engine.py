@@ -166,10 +166,9 @@ class Engine:
     def documents(self) -> list[DocumentInfo]:
         """Every document, sorted by id (titles and sizes come from each document's segment)."""
         snapshot = self.collection.snapshot()
-        readers = {s.reader.name: s.reader for s in snapshot.segments}
         listing = []
         for row in self.collection.documents():
-            reader = readers.get(row.segment)
+            reader = snapshot.reader(row.segment)
             document = reader.document(row.local) if reader else self.collection.document(row.id)
             if document is not None:
                 listing.append(
@@ -283,7 +282,7 @@ class Engine:
     @property
     def background_merges(self) -> bool:
         """True (a server): merges run after a write in a background thread. False (a command that exits right
-        after its write): in the foreground, before the write returns."""
+        after its writes): none after a write; the command calls `settle` before it exits."""
         return self.writer.background_merges
 
     @background_merges.setter
@@ -322,3 +321,6 @@ class Engine:
 
     def merge(self, force: bool = False) -> int:
         return self.writer.merge(force)
+
+    def settle(self) -> None:
+        self.writer.settle()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from citeqa.index.parsing.dispatch import ParseLimits
 from citeqa.index.progress import NO_PROGRESS, Progress, Stage, WriteStopped
@@ -29,8 +29,8 @@ class Writer:
         self.timeout = timeout  # seconds a write waits for the collection's write lock
         self._merging = threading.Lock()
         self._closing = threading.Event()  # a background merge stops at its next step once this is set
-        # A server merges after each write in a background thread; a command that exits right after its write
-        # turns this off and merges in the foreground instead (a daemon thread would be cut short at exit).
+        # A server merges after each write in a background thread. A command that exits right after its writes
+        # turns this off and calls `settle` before it exits (a daemon thread would be cut short at exit).
         self.background_merges = True
 
     @property
@@ -41,7 +41,7 @@ class Writer:
     def upsert(self, documents: list[Document], progress: Progress = NO_PROGRESS) -> WriteResult:
         """Add or replace documents in one commit. Splitting and embedding happen before the write lock is taken;
         `progress` hears of every stage (and may raise to stop before the commit)."""
-        return self._write(documents, None, progress, background=self.background_merges)
+        return self._write(documents, None, progress, self._merge_after)
 
     def sync(self, documents: list[Document], source_prefix: str | None, progress: Progress = NO_PROGRESS) -> WriteResult:
         """Bring the collection in line with a folder's `documents` in one commit: add and update them, and remove
@@ -49,7 +49,7 @@ class Writer:
         Documents from elsewhere (uploads, other folders) stay. Ids must be unique."""
         mirror = (source_prefix, {d.id for d in documents}) if source_prefix else None
         # A folder build merges in the foreground, before it reports: its caller usually exits right after.
-        return self._write(documents, mirror, progress, background=False)
+        return self._write(documents, mirror, progress, self._merge_now)
 
     def ingest_files(
         self,
@@ -67,11 +67,17 @@ class Writer:
 
     def delete(self, doc_ids: list[str]) -> WriteResult:
         result = self.collection.write([], doc_ids, timeout=self.timeout)
-        self._after_write(result, self.background_merges)
+        self._merge_after(result)
         return result
 
     def merge(self, force: bool = False) -> int:
         return self.collection.merge(timeout=self.timeout, force=force, stopping=self._closing)
+
+    def settle(self) -> None:
+        """Merge small segments and sweep unreferenced originals now, in the foreground: what a command that wrote
+        with background merges off does before it exits."""
+        with self._merging:
+            self._merge_and_sweep()
 
     def close(self) -> None:
         """Stop a background merge at its next step (before its commit: nothing is lost) and wait for it."""
@@ -80,7 +86,11 @@ class Writer:
             pass
 
     def _write(
-        self, documents: list[Document], mirror: tuple[str, set[str]] | None, progress: Progress, background: bool
+        self,
+        documents: list[Document],
+        mirror: tuple[str, set[str]] | None,
+        progress: Progress,
+        then: Callable[[WriteResult], None],
     ) -> WriteResult:
         current = self.collection.hashes([d.id for d in documents])
         changed = [d for d in documents if current.get(d.id) != d.sha256]
@@ -93,19 +103,17 @@ class Writer:
         progress.end(Stage.COMMITTING)
         progress.files(ids, Stage.COMMITTED)
         result.unchanged = sorted(set(result.unchanged) | ({d.id for d in documents} - {d.id for d in changed}))
-        self._after_write(result, background)
+        then(result)
         return result
 
-    def _after_write(self, result: WriteResult, background: bool) -> None:
-        """Compact small segments after a write and sweep originals no commit names any more: off the request's
-        path in a server (one merge at a time); in the foreground for a command that exits right after."""
-        if not result.changed:
-            return
-        if not background:
-            with self._merging:
-                self._merge_and_sweep()
-            return
-        if not self._merging.acquire(blocking=False):
+    def _merge_now(self, result: WriteResult) -> None:
+        if result.changed:
+            self.settle()
+
+    def _merge_after(self, result: WriteResult) -> None:
+        """Compact small segments after a write and sweep originals no commit names any more, off the request's
+        path (one merge at a time); nothing when background merges are off."""
+        if not self.background_merges or not result.changed or not self._merging.acquire(blocking=False):
             return
 
         def run() -> None:

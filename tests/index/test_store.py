@@ -2,6 +2,7 @@
 
 import json
 import threading
+from contextlib import closing
 from itertools import pairwise
 from pathlib import Path
 
@@ -27,15 +28,19 @@ from citeqa.index.writing.builder import (
     best_holder,
     passage_text,
     progress_slices,
-    sync_collection,
+    summarize,
 )
 from citeqa.index.writing.ingest import load_folder
 from tests.conftest import SEED_ID
 
 
 def build(corpus: Path, index_dir: Path, embedder: Embedder, settings: IndexSettings | None = None, rebuild: bool = False):
+    """`citeqa index` of a folder: through the engine's one write path, as a build summary."""
     report = load_folder(corpus)
-    return sync_collection(index_dir, report.documents, report.origin, embedder, settings or IndexSettings(), rebuild=rebuild)
+    engine_settings = EngineSettings(index=settings or IndexSettings())
+    with closing(Engine.create(index_dir, engine_settings, embedder, rebuild=rebuild)) as engine:
+        result = engine.sync(report.documents, report.origin)
+        return summarize(result, len(report.documents), engine.stats().chunks, 0.0)
 
 
 def live_segments(index_dir: Path) -> list[str]:
