@@ -19,10 +19,11 @@ from citeqa.index.text.chunking import ChunkerSettings
 from citeqa.index.writing.builder import IndexSettings
 
 
-def _with_bm25(engine: Engine, k1: float, b: float) -> None:
-    """k1 and b act at query time (postings keep raw term frequencies), so they vary without re-indexing."""
-    engine.collection.lexical = replace(engine.collection.lexical, k1=k1, b=b)
-    engine.collection.forget_snapshot()
+def _with_bm25(engine: Engine, k1: float, b: float) -> Engine:
+    """k1 and b act at query time (postings keep raw term frequencies), so they vary without re-indexing: a variant
+    engine over the same segments."""
+    index = replace(engine.settings.index, lexical=replace(engine.settings.index.lexical, k1=k1, b=b))
+    return engine.variant(replace(engine.settings, index=index))
 
 
 def _floats(text: str) -> list[float]:
@@ -67,8 +68,8 @@ def main() -> None:
         index = IndexSettings(chunker=ChunkerSettings(chunk_size=size, chunk_overlap=overlap), title_in_passages=title == "1")
         base = cached_engine(dataset.name, dataset.documents(), EngineSettings(index=index), default_cache_dir())
         for k1, b in itertools.product(_floats(args.k1), _floats(args.b)):
-            _with_bm25(base, k1, b)
-            lexical = evaluate_beir(base, dataset, (SearchMode.LEXICAL,), show_progress=False)["modes"]["lexical"]
+            scored = _with_bm25(base, k1, b)
+            lexical = evaluate_beir(scored, dataset, (SearchMode.LEXICAL,), show_progress=False)["modes"]["lexical"]
             prefix = f"chunks={chunk_spec} title={title} bm25 k1={k1},b={b}"
             print(f"{prefix} lexical ndcg@10={lexical['ndcg@10']:.4f} hit@1={lexical['hit@1']:.4f}", flush=True)
             grid = itertools.product(
@@ -89,9 +90,9 @@ def main() -> None:
                     feedback_weight=feedback,
                 )
                 settings = replace(
-                    base.settings, retrieval=retrieval, quote_lexical_weight=quote_lexical, quote_rerank_weight=rerank
+                    scored.settings, retrieval=retrieval, quote_lexical_weight=quote_lexical, quote_rerank_weight=rerank
                 )
-                engine = Engine(base.collection, base.embedder, settings)
+                engine = scored.variant(settings)
                 figures = evaluate_beir(engine, dataset, (SearchMode.HYBRID,), show_progress=False)["modes"]["hybrid"]
                 quote = f" answer_in_quote={figures['answer_in_top_quote']:.4f}" if "answer_in_top_quote" in figures else ""
                 print(

@@ -121,11 +121,14 @@ class Engine:
         return cls(collection, embedder, settings)
 
     def variant(self, settings: EngineSettings) -> Engine:
-        """Another engine over this one's collection and model, ranking with other settings (the eval's sweeps
-        compare variants this way; none of them changes this engine). The index settings must be the same."""
-        if settings.index != self.settings.index:
+        """Another engine over this one's segments and model, ranking with other settings (the eval's sweeps
+        compare variants this way; this engine is never changed). The index settings must be the collection's,
+        except BM25's k1 and b, which act at query time."""
+        lexical = settings.index.lexical
+        if replace(settings.index, lexical=self.settings.index.lexical) != self.settings.index:
             raise ValueError("a variant ranks differently; its index settings must be the collection's")
-        return Engine(self.collection, self.embedder, settings)
+        collection = self.collection if lexical == self.collection.lexical else self.collection.scored_with(lexical)
+        return Engine(collection, self.embedder, settings)
 
     def close(self) -> None:
         """Close the collection, once a background merge has stopped (it ends before its commit; nothing is lost)."""

@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -130,9 +130,14 @@ class Collection:
         """The last committed state; re-opened only when the generation moved (cheap to call per query)."""
         return self._snapshots.current(self.lexical)
 
-    def forget_snapshot(self) -> None:
-        """Drop the cached snapshot (after changing query-time settings such as BM25's k1 and b)."""
-        self._snapshots.forget()
+    def scored_with(self, lexical: LexicalSettings) -> Collection:
+        """The same collection, its snapshots scoring BM25 with other k1 and b (they act at query time: postings keep
+        raw term frequencies); this one is unchanged. Tokenising must be the index's own."""
+        if replace(lexical, k1=self.lexical.k1, b=self.lexical.b) != self.lexical:
+            raise ValueError("only BM25's k1 and b can change at query time; tokenising is the index's own")
+        view = Collection(self.folder, self.manifest)
+        view.lexical = lexical
+        return view
 
     def segment_reader(self, name: str, snapshot: Snapshot | None = None) -> SegmentReader:
         """The reader of segment `name`: the snapshot's (the current one by default), or, for a segment committed
