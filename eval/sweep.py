@@ -1,5 +1,5 @@
 """Parameter sweep on a BEIR dataset: one index per chunker setting, everything else varied in memory
-over it. Prints one line per setting (hybrid figures); the README records what the sweeps showed.
+over it. Prints one line per setting (hybrid figures); docs/tuning.md records what the sweeps showed.
 
     python -m citeqa.eval.sweep --dataset ../shared/data/scifact --chunks 800:200,1200:200 --weights 0.4,0.5
 """

@@ -10,7 +10,7 @@ NOT_FOUND = "Not found in the documents."
 
 
 # Below this quote score (cosine + weighted term overlap) the best passage is judged not to answer; calibrated on the
-# gold set's answerable and unanswerable questions and squad-dev-a's (README, "Abstention") for each kind of sentence
+# gold set's answerable and unanswerable questions and squad-dev-a's (docs/evaluation.md, "Abstention") for each kind of sentence
 # vector (IndexSettings.unit_vectors): pooled ones score answering sentences lower, so their threshold is lower.
 MIN_RELEVANCE = {"encoded": 0.42, "pooled": 0.35}
 
@@ -22,7 +22,7 @@ class AnswerSettings:
     # Another sentence joins the answer (a sentence of the same passage, for a two-part answer, or another passage's
     # best one) if it scores at least companion_ratio of the best one (which has already passed min_relevance) and
     # the quote selector gives it at least companion_probability of holding an answer, or companion_ratio of the
-    # best one's probability when the selector is unsure of the best too. Chosen on squad-dev-a: README,
+    # best one's probability when the selector is unsure of the best too. Chosen on squad-dev-a: docs/evaluation.md,
     # "Complete answers".
     companion_ratio: float = 0.7
     companion_probability: float = 0.4

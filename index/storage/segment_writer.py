@@ -40,7 +40,7 @@ from citeqa.index.text.spans import Span
 SEGMENT_FILE = "segment.json"
 DOCS_FILE = "docs.sqlite"
 # From this many chunks on, a segment's dense side is an HNSW graph instead of an exact scan, and its sentence vectors
-# are no longer scanned (see docs/storage.md and the scale benchmark in the README).
+# are no longer scanned (see docs/storage.md and docs/benchmarks.md, "Storage at scale").
 ANN_MIN_CHUNKS = 50_000
 DOCS_TABLE = "CREATE TABLE docs (local INTEGER PRIMARY KEY, id TEXT, title TEXT, source TEXT, sha256 TEXT, text TEXT, meta TEXT)"
 

@@ -61,7 +61,9 @@ class DocumentUpload(BaseModel):
     )
 
     id: str = Field(min_length=1, max_length=MAX_ID_CHARS, description="stable id; the same id replaces the document")
-    text: str = Field(min_length=1, description="UTF-8 text; the first non-empty line becomes the title")
+    text: str = Field(
+        min_length=1, description="UTF-8 text, normalised as a file's text is; its first non-empty line (no # marks) is the title"
+    )
 
     @field_validator("id")
     @classmethod
