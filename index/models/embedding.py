@@ -227,6 +227,7 @@ class QueryBatcher:
                     self._turn.notify_all()
         if query.error is not None:
             raise query.error
+        assert query.vector is not None  # the loop above ends with a vector or an error
         return query.vector
 
     def _run(self, batch: list[_PendingQuery]) -> None:

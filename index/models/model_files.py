@@ -4,9 +4,10 @@ refusing one that does not fit the code that will run it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 
 def read_model(file_name: str, path: Path | None = None) -> dict[str, object]:
@@ -23,6 +24,6 @@ def check_model(model: Mapping[str, object], kind: str, model_format: int, featu
     on other columns would score silently wrong."""
     if model.get("format") != model_format:
         raise ValueError(f"{kind} model format {model.get('format')!r}, expected {model_format}")
-    names = tuple(model["feature_names"])  # type: ignore[arg-type]
+    names = tuple(cast(Iterable[str], model["feature_names"]))  # the JSON's list, compared with the code's below
     if names != tuple(feature_names):
         raise ValueError(f"{kind} model features {names} differ from the code's {tuple(feature_names)}; retrain it")

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 
 import docx
 from docx.oxml.ns import qn
+from docx.oxml.xmlchemy import BaseOxmlElement
+from docx.styles.style import BaseStyle
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
@@ -29,11 +31,11 @@ _BODY_TEXT_OUTLINE_LEVEL = 9  # Word's outline level for ordinary paragraphs
 _STYLE_CHAIN_LIMIT = 16  # a style's based-on chain; a cycle in a damaged file must not loop forever
 
 
-def _outline_level(properties: object) -> int | None:
+def _outline_level(properties: BaseOxmlElement | None) -> int | None:
     """The heading level (1-9) an element's <w:pPr><w:outlineLvl> gives, if any."""
     if properties is None:
         return None
-    element = properties.find(qn("w:outlineLvl"))  # type: ignore[attr-defined]
+    element = properties.find(qn("w:outlineLvl"))
     if element is None:
         return None
     try:
@@ -43,7 +45,7 @@ def _outline_level(properties: object) -> int | None:
     return value + 1 if 0 <= value < _BODY_TEXT_OUTLINE_LEVEL else None
 
 
-def _styles(paragraph: Paragraph) -> Iterator[object]:
+def _styles(paragraph: Paragraph) -> Iterator[BaseStyle]:
     style = paragraph.style
     for _ in range(_STYLE_CHAIN_LIMIT):
         if style is None:
@@ -58,13 +60,13 @@ def heading_level(paragraph: Paragraph) -> int:
     if direct is not None:
         return direct
     for style in _styles(paragraph):
-        name = (style.name or "").strip()  # type: ignore[attr-defined]
+        name = (style.name or "").strip()
         if name.lower() == "title":
             return 1
         match = _HEADING_STYLE.match(name)
         if match:
             return int(match.group(1))
-        level = _outline_level(style.element.pPr)  # type: ignore[attr-defined]
+        level = _outline_level(style.element.pPr)
         if level is not None:
             return level
     return 0
@@ -77,7 +79,7 @@ def is_list_item(paragraph: Paragraph) -> bool:
     for style in _styles(paragraph):
         if (style.name or "").lower().startswith("list") or (
             style.element.pPr is not None and style.element.pPr.numPr is not None
-        ):  # type: ignore[attr-defined]
+        ):
             return True
     return False
 

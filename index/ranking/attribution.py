@@ -58,7 +58,7 @@ class Speaker:
         speaks: list[bool] = []  # states what the speaker said, whatever about
         for i, (text, unit_terms) in enumerate(zip(texts, terms, strict=True)):
             first = _FIRST_WORD.match(text.lstrip())
-            leans_back = bool(first) and first.group(0).lower() in _SPEAKER_PRONOUNS and i > 0 and speaks[i - 1]
+            leans_back = first is not None and first.group(0).lower() in _SPEAKER_PRONOUNS and i > 0 and speaks[i - 1]
             speaks.append(reports(text) and (self.term in unit_terms or leans_back))
         on_topic = [not self.topic or not self.topic.isdisjoint(unit_terms) for unit_terms in terms]
         return [said and relevant for said, relevant in zip(speaks, on_topic, strict=True)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -26,8 +27,10 @@ from citeqa.index.text.spans import Span, evidence_units
 # counted in texts rather than characters could run far past the grace (docs/tuning.md, "Figures behind the code's
 # constants").
 PROGRESS_SLICE_CHARACTERS = 50_000
-CHUNK_VECTORS = ("encoded", "derived")
-UNIT_VECTORS = ("encoded", "pooled")
+ChunkVectors = Literal["encoded", "derived"]
+UnitVectors = Literal["encoded", "pooled"]
+CHUNK_VECTORS: tuple[ChunkVectors, ...] = ("encoded", "derived")
+UNIT_VECTORS: tuple[UnitVectors, ...] = ("encoded", "pooled")
 # How much of its chunk's vector a pooled sentence vector gives back (v − share × chunk, renormalised): tokens read in
 # context carry the chunk's topic, which pulls a chunk's sentences together. 0 to 0.6 were measured on all five
 # datasets in ../shared/data; 0.3 lost least on the worst of them (docs/tuning.md §8).
@@ -46,10 +49,10 @@ class IndexSettings:
     title_in_passages: bool = True
     # "encoded": each chunk's passage goes through the encoder; "derived": a chunk's vector is the length-weighted
     # mean of its sentences' vectors (and its title's), so only sentences are encoded.
-    chunk_vectors: str = "encoded"
+    chunk_vectors: ChunkVectors = "encoded"
     # "encoded": each sentence goes through the encoder on its own; "pooled": a sentence's vector is the mean of its
     # tokens' vectors in the forward pass over the chunk that holds it, so sentences cost no second pass.
-    unit_vectors: str = "encoded"
+    unit_vectors: UnitVectors = "encoded"
 
     def __post_init__(self) -> None:
         if self.chunk_vectors not in CHUNK_VECTORS:
@@ -60,7 +63,7 @@ class IndexSettings:
             raise ValueError("CITEQA_UNIT_VECTORS=pooled cannot go with CITEQA_CHUNK_VECTORS=derived")
 
     def config_for(self, embedder: Embedder) -> IndexConfig:
-        chunker = self.chunker.as_dict() | {"title_in_passages": self.title_in_passages}
+        chunker: dict[str, object] = {**self.chunker.as_dict(), "title_in_passages": self.title_in_passages}
         if self.chunk_vectors != "encoded":  # recorded only when not the default, so older manifests still agree
             chunker["chunk_vectors"] = self.chunk_vectors
         if self.unit_vectors != "encoded":  # absent in manifests written before pooling: those are encoded
@@ -187,7 +190,9 @@ class Preparer:
         chunk_vectors = np.concatenate(chunk_parts) if chunk_parts else self.embedder.embed([])
         unit_vectors = np.full((len(owners), chunk_vectors.shape[1]), np.nan, dtype=np.float32)
         for u, owner in enumerate(owners):
-            span_vector = pooled[owner[0]][owner[1]] if owner is not None else None
+            if owner is None:  # a sentence no chunk's pass covered: encoded on its own below
+                continue
+            span_vector = pooled[owner[0]][owner[1]]
             if span_vector is not None and not np.isnan(span_vector[0]):
                 # A sentence's tokens carry the chunk's context; giving some back keeps a chunk's sentences apart.
                 vector = span_vector - POOLED_CONTEXT_SHARE * chunk_vectors[owner[0]]
