@@ -13,6 +13,7 @@ import contextlib
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,7 +151,7 @@ class Catalog:
 
     # -- committing -------------------------------------------------------------------------------
 
-    def commit(self, infos: list[SegmentInfo], removals: list[str], dropped: list[str] = ()) -> int:
+    def commit(self, infos: list[SegmentInfo], removals: list[str], dropped: Sequence[str] = ()) -> int:
         """In one transaction: attach the segments `infos` and point their documents at them, remove the documents
         `removals`, drop the segments `dropped` (merged away), and bump the generation, which is returned. Each
         version replaced or removed is recorded as deleted in its segment."""

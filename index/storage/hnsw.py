@@ -34,8 +34,9 @@ def open_graph(path: Path) -> faiss.Index:
 def graph_vectors(index: faiss.Index) -> np.ndarray:
     """The vectors an HNSW graph was built on, as a read-only view of its memory-mapped storage (no copy; the view is
     valid while `index` lives, which the reader holding both ensures)."""
-    storage = faiss.downcast_index(index.storage)
-    view = faiss.rev_swig_ptr(storage.codes.data(), index.ntotal * index.d * 4).view(np.float32)
+    # faiss's stubs type both the graph and its downcast storage as the base Index (they are IndexHNSWFlat and IndexFlat).
+    storage = faiss.downcast_index(index.storage)  # type: ignore[attr-defined]
+    view = faiss.rev_swig_ptr(storage.codes.data(), index.ntotal * index.d * 4).view(np.float32)  # type: ignore[attr-defined]
     view = view.reshape(index.ntotal, index.d)
     view.flags.writeable = False  # the mapping is read-only: a write would fault
     return view
@@ -46,7 +47,8 @@ def live_selector(live: np.ndarray) -> faiss.IDSelector:
     chunks (asking for more results instead would cost as many extra as there are deletions)."""
     bitmap = np.packbits(live, bitorder="little")  # faiss tests bit (id & 7) of byte (id >> 3)
     selector = faiss.IDSelectorBitmap(len(live), faiss.swig_ptr(bitmap))
-    selector.referenced_objects = [bitmap]  # the selector reads the array; it must live as long as it does
+    # The selector reads the array; it must live as long as it does (a plain Python attribute faiss's stubs do not declare).
+    selector.referenced_objects = [bitmap]  # type: ignore[attr-defined]
     return selector
 
 
@@ -55,7 +57,8 @@ def search_graph(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(scores, rows) of up to `count` live rows nearest to `vector`, best first; `live` admits the rows still live
     (None: all are)."""
-    params = faiss.SearchParametersHNSW(sel=live, efSearch=max(HNSW_SEARCH_DEPTH, count))
+    # SearchParametersHNSW exists in faiss's SWIG module but is missing from its stubs.
+    params = faiss.SearchParametersHNSW(sel=live, efSearch=max(HNSW_SEARCH_DEPTH, count))  # type: ignore[attr-defined]
     scores, found = index.search(vector.reshape(1, -1), min(count, index.ntotal), params=params)
     keep = found[0] >= 0
     return scores[0][keep], found[0][keep]

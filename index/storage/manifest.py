@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 FORMAT_VERSION = 3  # 3: a collection of immutable segments and a SQLite catalog (2: one folder per version)
 REBUILD_HINT = "rebuild it with `citeqa index --rebuild` (or delete the index folder)"
@@ -26,7 +27,7 @@ class IndexConfig:
     model_fingerprint: str
     dimension: int
     chunker: dict[str, object]
-    lexical: dict[str, object]
+    lexical: dict[str, Any]  # LexicalSettings' fields by name, as JSON
     format_version: int = FORMAT_VERSION
     # The backend that computed the vectors: "torch", or "onnx…:sha256:<hash of the ONNX file>" (Embedder.encoder_id).
     # Manifests written before backends existed have none, and were all built with torch.

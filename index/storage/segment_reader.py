@@ -69,6 +69,7 @@ class SegmentReader:
     def nearest(self, vector: np.ndarray, count: int, live: faiss.IDSelector | None) -> tuple[np.ndarray, np.ndarray]:
         """(scores, local rows) of up to `count` live chunks nearest to `vector` through the segment's approximate
         index, best first; `live` admits the rows still live (None: all are)."""
+        assert self.ann is not None  # callers ask only a segment with a graph (reader.ann is not None)
         return search_graph(self.ann, vector, count, live)
 
     def doc_id(self, local: int) -> str:
