@@ -34,7 +34,8 @@ async def get_engine(request: Request) -> Engine:
     registry = _registry(request)
     name = request.path_params.get("collection", DEFAULT_COLLECTION)
     try:
-        return registry.opened(name) or await run_in_threadpool(registry.get, name)
+        engine = registry.opened(name)
+        return engine if engine is not None else await run_in_threadpool(registry.get, name)
     except ValueError as exc:
         raise ApiError(400, str(exc), param="collection") from exc
     except UnknownCollectionError as exc:

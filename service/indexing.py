@@ -40,6 +40,7 @@ def open_or_build(settings: Settings, progress: Progress = NO_PROGRESS, announce
     """Open the index, building it from settings.corpus_dir first when there is none (one model load). `announce`
     hears a line saying so, and `progress` follows the build (the command line draws them; a server logs nothing)."""
     engine_settings = settings.engine_settings()
+    assert settings.index_dir is not None  # Settings fills it in (_index_in_home)
     if Collection.exists(settings.index_dir):
         return Engine.open(settings.index_dir, engine_settings)
     if announce is not None:

@@ -54,4 +54,5 @@ class McpEndpoint:
     def mount(self, app: FastAPI) -> None:
         for path in (MCP_PATH, f"{MCP_PATH}/"):
             # An instance (not a function) is routed as a raw ASGI app, for every method MCP uses (POST, GET, DELETE).
-            app.add_route(path, self, include_in_schema=False)
+            # Starlette types add_route for request handlers only, though it routes a callable instance as an ASGI app.
+            app.add_route(path, self, include_in_schema=False)  # type: ignore[arg-type]

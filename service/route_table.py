@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from starlette.routing import BaseRoute, Mount, compile_path
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute, compile_path
 from starlette.types import ASGIApp
 
 
@@ -36,7 +36,7 @@ def _entries(routes: list[BaseRoute]) -> list[RouteEntry]:
                 entries.append(RouteEntry(template, regex, frozenset(methods) if methods else None, name))
         elif isinstance(route, Mount):
             entries.append(RouteEntry(route.path + "/{path}", route.path_regex, None))
-        elif hasattr(route, "path_regex"):
+        elif isinstance(route, Route | WebSocketRoute):  # FastAPI's routes are these, with a path_format
             methods = getattr(route, "methods", None)
             name = getattr(route, "name", None)
             entries.append(RouteEntry(route.path_format, route.path_regex, frozenset(methods) if methods else None, name))

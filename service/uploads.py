@@ -21,7 +21,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -33,6 +33,9 @@ from citeqa.index.writing.ingest import IncomingFile
 from citeqa.service.errors import ApiError
 from citeqa.service.route_table import route_table
 from citeqa.settings import Settings
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks  # declared for type checkers only
 
 # The name of the route that takes uploads (POST /v1/documents and /v1/collections/{collection}/documents): its
 # endpoint's name, declared with it in service/routers/documents.py, so its OpenAPI operationId is unchanged.
@@ -187,7 +190,7 @@ class _Receiver:
             if part.handle is not None:
                 part.handle.close()
 
-    def callbacks(self) -> dict:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self.on_part_begin,
             "on_part_data": self.on_part_data,
@@ -257,6 +260,7 @@ def _incoming(receiver: _Receiver) -> list[IncomingFile]:
     incoming = []
     for index, part in enumerate(parts):
         assert part.path is not None and part.digest is not None and part.filename is not None
+        refused: str | None
         try:
             filename = part.filename.decode("utf-8")
         except UnicodeDecodeError:
