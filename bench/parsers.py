@@ -17,6 +17,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from statistics import median
 
@@ -61,6 +62,7 @@ def pdfium_pages(raw: bytes) -> list[str]:
 
 def citeqa_pages(raw: bytes) -> list[str]:
     parsed = parse_document(raw, "x.pdf", ParseLimits())
+    assert parsed.pages is not None  # a PDF always has pages
     bounds = [*parsed.pages, len(parsed.text)]
     return [parsed.text[bounds[i] : bounds[i + 1]] for i in range(len(parsed.pages))]
 
@@ -109,7 +111,7 @@ def bench_pdf() -> None:
     print("|---|---|---|---|---|---|")
     for name, extract in pdf_candidates().items():
         pages = extract(report)
-        seconds = best_of(3, lambda extract=extract: extract(long))
+        seconds = best_of(3, partial(extract, long))
         print(
             f"| {name} | {recall(page_one + ' ' + page_two, pages[0] + ' ' + pages[1]):.3f} | "
             f"{order_score(page_one, pages[0]):.3f} | {order_score(page_two, pages[1]):.3f} | "
@@ -126,8 +128,8 @@ def bench_pdf() -> None:
         for path in real:
             raw = path.read_bytes()
             a, b = " ".join(citeqa_pages(raw)), " ".join(pypdf_pages(raw))
-            ta = best_of(3, lambda raw=raw: citeqa_pages(raw))
-            tb = best_of(3, lambda raw=raw: pypdf_pages(raw))
+            ta = best_of(3, partial(citeqa_pages, raw))
+            tb = best_of(3, partial(pypdf_pages, raw))
             print(
                 f"| {path.name} | {len(citeqa_pages(raw))} | {len(words(a)):,} | {len(words(b)):,} | {recall(b, a):.3f} | "
                 f"{recall(a, b):.3f} | {ta:.2f} | {tb:.2f} |"
@@ -246,7 +248,7 @@ def bench_html() -> None:
             text = flat(extract(html))
             kept += sum(sentence in text for sentence in sentences)
             leaked += sum(marker in text for marker in boilerplate)
-        seconds = best_of(3, lambda extract=extract: extract(big))
+        seconds = best_of(3, partial(extract, big))
         book_cells = "| - | - | - |"
         if book:
             start = time.perf_counter()

@@ -6,6 +6,7 @@ import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from citeqa.index.text.documents import Document, make_document
 
@@ -28,7 +29,7 @@ class BeirDataset:
         return documents
 
 
-def _jsonl(path: Path) -> list[dict]:
+def _jsonl(path: Path) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8") as lines:
         return [json.loads(line) for line in lines if line.strip()]
 
@@ -46,11 +47,12 @@ def load_beir(folder: Path, split: str = "test") -> BeirDataset:
             if len(row) < 3 or not row[2].strip().lstrip("-").isdigit():
                 continue  # the header line
             qrels.setdefault(row[0], {})[row[1]] = int(row[2])
-    queries, answers = {}, {}
-    for row in _jsonl(folder / "queries.jsonl"):
-        qid = str(row["_id"])
+    queries: dict[str, str] = {}
+    answers: dict[str, list[str]] = {}
+    for record in _jsonl(folder / "queries.jsonl"):
+        qid = str(record["_id"])
         if qid in qrels:
-            queries[qid] = row["text"]
-            if row.get("answers"):
-                answers[qid] = list(row["answers"])
+            queries[qid] = record["text"]
+            if record.get("answers"):
+                answers[qid] = list(record["answers"])
     return BeirDataset(folder.name, corpus, queries, {q: qrels[q] for q in queries}, answers)

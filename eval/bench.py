@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, NotRequired, TypedDict
 
 import httpx
 
@@ -135,9 +136,22 @@ def floor_search(top_k: int):
     return send
 
 
+class ServerFigures(TypedDict):
+    """What measure_server finds of one server; the caller pops the raw latencies and adds the ingestion rate."""
+
+    sequential: NotRequired[list[float]]  # ms per query, one client
+    startup_s: float
+    rss_ready_mib: float
+    rss_peak_mib: float
+    p50_ms: float
+    p95_ms: float
+    concurrent: dict[str, float]
+    passages_per_s: NotRequired[float]
+
+
 def measure_server(
     server: Server, top_k: int, floor: bool, queries: list[str], warm_up: list[str], spare: list[str], args
-) -> dict[str, object]:
+) -> ServerFigures:
     send = floor_search(top_k) if floor else citeqa_search(top_k)
     with httpx.Client(base_url=server.base, timeout=60) as client:
         sequential = sequential_ms(client, send, queries, warm_up)
@@ -153,7 +167,7 @@ def measure_server(
     }
 
 
-def print_floor_table(citeqa: dict, floor: dict, clients: int, seconds: float) -> None:
+def print_floor_table(citeqa: ServerFigures, floor: dict[str, Any], clients: int, seconds: float) -> None:
     rows = [
         ("ingestion, passages/s", citeqa["passages_per_s"], floor["passages_per_s"], "{:.1f}"),
         ("search p50, ms (POST /v1/search vs GET /search)", citeqa["p50_ms"], floor["p50_ms"], "{:.1f}"),

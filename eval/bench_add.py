@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Literal, TypedDict
 
 import httpx
 
@@ -52,7 +53,15 @@ def until(condition, timeout: float = 120.0) -> None:
             raise RuntimeError("the change never became visible to search")
 
 
-def time_writes(index_dir: Path, port: int, adds: int) -> dict[str, object]:
+class WriteTimes(TypedDict):
+    documents: int
+    chunks: int
+    add: list[float]  # ms from POST until a search finds the document first
+    delete: list[float]  # ms from DELETE until a search no longer finds it
+    search: list[float]  # ms of the same searches alone
+
+
+def time_writes(index_dir: Path, port: int, adds: int) -> WriteTimes:
     command = [sys.executable, "-m", "citeqa", "serve", "--index-dir", str(index_dir), "--port", str(port)]
     server = Server(command, port)
     try:
@@ -83,7 +92,7 @@ def time_writes(index_dir: Path, port: int, adds: int) -> dict[str, object]:
     return {"documents": len(documents), "chunks": chunks, "add": add_ms, "delete": delete_ms, "search": search_ms}
 
 
-def summary(figures: dict[str, object], key: str) -> tuple[float, float]:
+def summary(figures: WriteTimes, key: Literal["add", "delete", "search"]) -> tuple[float, float]:
     values = figures[key]
     return statistics.median(values), percentile(values, 0.95)
 
@@ -102,7 +111,7 @@ def main() -> None:
         "seed": cached_engine("bench-add-seed", load_folder(settings.corpus_dir).documents, engine_settings, cache),
         dataset.name: cached_engine(dataset.name, dataset.documents(), engine_settings, cache, show_progress=True),
     }
-    results = {}
+    results: dict[str, WriteTimes] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for name, engine in sources.items():
             folder = engine.folder

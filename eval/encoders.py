@@ -39,7 +39,8 @@ from citeqa.index.writing.ingest import load_folder
 def bulk_texts(dataset_dir: Path, count: int) -> list[str]:
     """Passages and their sentences, alternating documents' passages and sentences until `count` texts."""
     dataset = load_beir(dataset_dir)
-    passages, sentences = [], []
+    passages: list[str] = []
+    sentences: list[str] = []
     for document in dataset.documents():
         passages.append(document.text)
         sentences.extend(document.text[u.start : u.end] for u in evidence_units(document.text))
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     base_rate = len(texts) / bulk_seconds["torch"] if "torch" in bulk_seconds else None
     print("| backend | load (s) | query p50 (ms) | query p95 (ms) | p50 vs torch | bulk texts/s | vs torch | cos min / mean |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    rows = {}
+    rows: dict[str, dict[str, object]] = {}  # backend -> its figures (numbers, and "torch": yes or no)
     for name in encoders:
         p50, rate = statistics.median(latency[name]), len(texts) / bulk_seconds[name]
         cos = np.sum(np.vstack(vectors[name]) * reference, axis=1) if reference is not None else np.array([np.nan])

@@ -4,7 +4,8 @@ Read by eval/train_quote_selector.py."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TypedDict
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -39,6 +40,11 @@ def learned(selector: QuoteSelector) -> Scorer:
     return lambda group: selector.scores(group.features)
 
 
+def positive_probability(predict_proba: Callable[[np.ndarray], np.ndarray]) -> Scorer:
+    """A classifier's probability of the positive class as a scorer."""
+    return lambda group: predict_proba(group.features)[:, 1]
+
+
 def top1(groups: list[Group], score: Scorer) -> float:
     """Share of candidate sets whose highest-scoring unit (first on ties) is labelled 1."""
     return float(np.mean([g.labels[int(np.argmax(score(g)))] == 1 for g in groups])) if groups else float("nan")
@@ -56,7 +62,7 @@ def fit(features: np.ndarray, labels: np.ndarray) -> tuple[StandardScaler, Logis
     return scaler, model
 
 
-def as_model_json(scaler: StandardScaler, model: LogisticRegression, extra: dict[str, object]) -> dict[str, object]:
+def as_model_json(scaler: StandardScaler, model: LogisticRegression, extra: Mapping[str, object]) -> dict[str, object]:
     # A constant column has scale 0 in StandardScaler terms; sklearn stores 1.0 there, and so do we.
     return {
         "format": MODEL_FORMAT,
@@ -71,7 +77,12 @@ def as_model_json(scaler: StandardScaler, model: LogisticRegression, extra: dict
     }
 
 
-def cross_validate(groups: list[Group], titles: list[str], boosting: bool = False) -> dict[str, object]:
+class CrossValidation(TypedDict):
+    folds: list[dict[str, float]]  # per fold: its figures by name
+    summary: dict[str, dict[str, float]]  # per figure: mean, std, min and max over the folds
+
+
+def cross_validate(groups: list[Group], titles: list[str], boosting: bool = False) -> CrossValidation:
     """GroupKFold by article: learned vs heuristic on held-out articles, per fold and as mean ± std."""
     question_ids = sorted({g.question for g in groups})
     group_of = np.array([titles[q] for q in question_ids])
@@ -114,10 +125,10 @@ def cross_validate(groups: list[Group], titles: list[str], boosting: bool = Fals
             # A non-linear reference on the same folds: worth shipping only if clearly better than the logistic model.
             booster = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, random_state=0)
             booster.fit(np.vstack([g.features for g in train]), np.concatenate([g.labels for g in train]))
-            boosted = booster.predict_proba
-            folds[-1]["paragraph_top1_boosting"] = top1(gold, lambda g, boosted=boosted: boosted(g.features)[:, 1])
-            folds[-1]["chunk_top1_boosting"] = top1(chunk, lambda g, boosted=boosted: boosted(g.features)[:, 1])
-    summary = {}
+            boosted = positive_probability(booster.predict_proba)
+            folds[-1]["paragraph_top1_boosting"] = top1(gold, boosted)
+            folds[-1]["chunk_top1_boosting"] = top1(chunk, boosted)
+    summary: dict[str, dict[str, float]] = {}
     for key in folds[0]:
         if key in ("fold", "test_articles", "test_questions"):
             continue
@@ -141,7 +152,7 @@ def gold_set_figures(selector: QuoteSelector, embedder: CachedEmbedder) -> dict[
     embedder.save()
     right = {"chunk": {"learned": 0, "heuristic": 0}, "document": {"learned": 0, "heuristic": 0}}
     misses: dict[str, list[str]] = {"learned": [], "heuristic": []}
-    best = {"learned": [], "heuristic": []}
+    best: dict[str, list[float]] = {"learned": [], "heuristic": []}
     answerable_flags = []
     for question, vector in zip(questions, vectors, strict=True):
         q_input = corpus.question(question.question, vector)
@@ -157,6 +168,7 @@ def gold_set_figures(selector: QuoteSelector, embedder: CachedEmbedder) -> dict[
         answerable_flags.append(question.answerable)
         if not question.answerable:
             continue
+        assert question.doc_id is not None  # an answerable gold question names its document (eval/gold.py check_gold)
         document = corpus.documents[question.doc_id]
         gold_spans = question.gold_spans(document)
 
@@ -186,8 +198,8 @@ def gold_set_figures(selector: QuoteSelector, embedder: CachedEmbedder) -> dict[
         "quote_accuracy_document": {k: v / total for k, v in right["document"].items()},
         "chunk_misses": misses,
     }
-    for name, values in best.items():
-        values_arr = np.array(values)
+    for name, tops in best.items():
+        values_arr = np.array(tops)
         figures[f"abstention_{name}"] = {
             "auc": float(roc_auc_score(answerable, values_arr)),
             "answerable_min": float(values_arr[answerable].min()),

@@ -49,7 +49,9 @@ class Corpus:
     def build(cls, documents: list[Document], embedder: CachedEmbedder) -> Corpus:
         settings, chunker = LexicalSettings(), ChunkerSettings()
         tokenizer = LexicalTokenizer(settings)
-        units, unit_rows, texts = {}, {}, []
+        units: dict[str, list[Span]] = {}
+        unit_rows: dict[str, np.ndarray] = {}
+        texts: list[str] = []
         chunks: dict[str, list[Span]] = {}
         chunk_texts: list[str] = []
         for document in documents:

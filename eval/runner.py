@@ -79,7 +79,11 @@ def evaluate_gold(engine: Engine, questions: list[GoldQuestion], top_k: int = 10
     share of answerable questions whose top passage's quote span contains an occurrence of the gold quote. A
     question with several parts (`also`) is answered completely when the answer's quotes contain every part.
     """
-    documents = {info.id: engine.document(info.id) for info in engine.documents()}
+    documents: dict[str, Document] = {}
+    for info in engine.documents():
+        document = engine.document(info.id)
+        assert document is not None  # listed just now, and nothing else writes to an evaluation's own index
+        documents[info.id] = document
     problems = check_gold(questions, documents)
     if problems:
         raise ValueError("gold set does not match the corpus: " + "; ".join(problems))
@@ -94,6 +98,7 @@ def evaluate_gold(engine: Engine, questions: list[GoldQuestion], top_k: int = 10
             per_question.append(row)
             continue
         abstained_answerable += not answer.composed.found
+        assert q.doc_id is not None  # check_gold found the document of every answerable question
         golds = q.gold_spans(documents[q.doc_id])
         relevant = [p.document.id == q.doc_id and _covers((p.chunk.start, p.chunk.end), golds) for p in answer.passages]
         first = next((i + 1 for i, ok in enumerate(relevant) if ok), None)
@@ -107,8 +112,9 @@ def evaluate_gold(engine: Engine, questions: list[GoldQuestion], top_k: int = 10
         if q.also:  # a several-part answer: is each part quoted (in any of the answer's sentences)?
             quoted = [(p.quote.start, p.quote.end) for p in answer.cited if p.document.id == q.doc_id]
             parts = [q.gold_spans(documents[q.doc_id], words) for words in (q.quote, *q.also)]
-            row["complete"] = all(any(_covers(span, spans) for span in quoted) for spans in parts)
-            complete.append(float(row["complete"]))
+            answered_completely = all(any(_covers(span, spans) for span in quoted) for spans in parts)
+            row["complete"] = answered_completely
+            complete.append(float(answered_completely))
         per_question.append(row)
     abstained = abstained_unanswerable + abstained_answerable
     return {
