@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
+from pydantic.json_schema import JsonDict
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from citeqa.home import bundled, default_home
@@ -27,7 +28,7 @@ DEFAULT_COLLECTION = "default"
 ENV_PREFIX = "CITEQA_"
 
 
-def shown_default(text: str) -> dict[str, str]:
+def shown_default(text: str) -> JsonDict:
     """How the configuration reference states a default that is worked out at start-up (a path in the data home,
     say), where printing the value would print this machine's."""
     return {"shown_default": text}
