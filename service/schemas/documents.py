@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from citeqa.index.engine import DocumentInfo
-from citeqa.index.text.documents import MAX_ID_CHARS
+from citeqa.index.text.documents import MAX_ID_CHARS, DocumentError, check_document_id
 from citeqa.service.schemas.checks import not_blank
 
 
@@ -68,11 +68,11 @@ class DocumentUpload(BaseModel):
     @field_validator("id")
     @classmethod
     def _clean_id(cls, value: str) -> str:
-        if value.strip() != value or any(ord(c) < 32 for c in value):
-            raise ValueError("must have no surrounding whitespace or control characters")
-        if any(part in ("", ".", "..") for part in value.split("/")):
-            raise ValueError("must not have empty, '.' or '..' path segments")
-        return value
+        """The one id rule, the same as for uploaded files' names (index/text/documents.py)."""
+        try:
+            return check_document_id(value)
+        except DocumentError as exc:
+            raise ValueError(str(exc)) from exc
 
     _check_text = field_validator("text")(not_blank)
 

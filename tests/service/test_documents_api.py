@@ -77,8 +77,12 @@ def test_deleting_every_document_leaves_a_working_empty_index(client: TestClient
     [
         ({"id": "x.txt", "text": "   "}, "non-whitespace"),
         ({"id": "x.txt", "text": "a\x00b"}, "binary"),
-        ({"id": " x.txt", "text": "hello"}, "surrounding whitespace"),
+        ({"id": " x.txt", "text": "hello"}, "leading or trailing whitespace"),
         ({"id": "../x.txt", "text": "hello"}, "'..'"),
+        # the same id rule as an uploaded file's name: no backslashes, absolute paths or C1 control characters
+        ({"id": "notes\\a.txt", "text": "hello"}, "backslash"),
+        ({"id": "C:/notes/a.txt", "text": "hello"}, "absolute path"),
+        ({"id": "a\u0085b.txt", "text": "hello"}, "control characters"),
         ({"id": "", "text": "hello"}, "at least 1 character"),
         ({"text": "hello"}, "Field required"),
     ],
