@@ -29,6 +29,7 @@ import platform
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any, overload
 
 import numpy as np
 
@@ -44,6 +45,13 @@ from citeqa.index.text.lexical import LexicalSettings
 from citeqa.settings import Settings
 
 MODEL_PATH = Path(__file__).resolve().parent.parent / "index" / "models" / MODEL_FILE
+
+
+# A model's JSON object comes back an object, which the training scripts go on to fill in and read.
+@overload
+def rounded(value: dict[str, Any]) -> dict[str, Any]: ...
+@overload
+def rounded(value: object) -> object: ...
 
 
 def rounded(value: object) -> object:

@@ -167,7 +167,8 @@ def check_claims(text: str, evidence: Sequence[str], scorer: SupportScorer, sett
             ending = FINAL_PUNCTUATION.search(rebuilt)
             cut = ending.start() if ending else len(rebuilt)
             rebuilt = f"{rebuilt[:cut].rstrip()} {marker}{rebuilt[cut:]}"
-        citations = sorted({numbers[k] for k in (keep or [added]) if k is not None})
+        citing: Sequence[int | None] = keep or [added]
+        citations = sorted({numbers[k] for k in citing if k is not None})
         pieces.append((separator, rebuilt, Claim(0, len(rebuilt), citations, round(support, 4), supported)))
 
     out: list[str] = []
