@@ -84,13 +84,15 @@ def test_the_embedding_cache_returns_the_models_vectors_and_persists(tmp_path: P
     import numpy as np
 
     from citeqa.eval.embedding_cache import CachedEmbedder
+    from citeqa.settings import Settings
 
     texts = ["Emperor penguins breed in winter.", "Tides follow the Moon.", "Emperor penguins breed in winter."]
-    cached = CachedEmbedder(tmp_path, embedder.model_name).load()
+    settings = Settings().engine_settings()  # the embedder the fixture built: the configured one
+    cached = CachedEmbedder.for_settings(tmp_path, settings).load()
     vectors = cached.embed(texts)
     assert np.allclose(vectors, embedder.embed(texts), atol=1e-5)
     cached.save()
-    reopened = CachedEmbedder(tmp_path, embedder.model_name)
+    reopened = CachedEmbedder.for_settings(tmp_path, settings)
     reopened._load_cache()
     assert len(reopened._vectors) == 2
     assert np.allclose(reopened.embed(texts[:2]), vectors[:2], atol=1e-6)
