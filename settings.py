@@ -199,7 +199,7 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="where `citeqa serve` listens")
     port: int = Field(8000, ge=1, le=65535, description="the port `citeqa serve` listens on")
 
-    # -- Security and limits: service/keys.py, auth.py, hosts.py, limits.py (README "Security and limits") --------------
+    # -- Security and limits: service/keys.py, auth.py, hosts.py, limits.py (docs/security.md) --------------
     api_keys: SecretStr | None = Field(None, description="'read:KEY1,write:KEY2'; with no keys at all the API is open")
     api_keys_file: Path | None = Field(
         None, description="keys added with `citeqa keys add` (hashes)", json_schema_extra=shown_default("`<home>/api-keys`")
