@@ -23,7 +23,6 @@ Needs scikit-learn (`pip install -e ".[train]"`); the shipped model is numpy-onl
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import platform
 import sys
@@ -38,6 +37,7 @@ from citeqa.eval.embedding_cache import CachedEmbedder
 from citeqa.eval.quote_selector_fitting import FOLDS, C, as_model_json, cross_validate, fit, gold_set_figures
 from citeqa.eval.quote_training_data import Corpus, squad_groups
 from citeqa.index.models.embedding import DEFAULT_MODEL
+from citeqa.index.models.onnx_export import sha256_file
 from citeqa.index.ranking.quote_features import FEATURE_NAMES
 from citeqa.index.ranking.quote_selector import MODEL_FILE, QuoteSelector
 from citeqa.index.ranking.quote_terms import BM25_B, BM25_K1, MEAN_UNIT_TERMS
@@ -64,14 +64,6 @@ def rounded(value: object) -> object:
     if isinstance(value, list | tuple):
         return [rounded(v) for v in value]
     return value
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def versions() -> dict[str, str]:
@@ -123,7 +115,7 @@ def main() -> None:
     extra = {
         "training": {
             "dataset": args.dataset.name,
-            "sha256": {name: sha256_of(args.dataset / name) for name in data_files},
+            "sha256": {name: sha256_file(args.dataset / name) for name in data_files},
             "questions": len(used),
             "candidate_sets": {kind: sum(g.kind == kind for g in train) for kind in ("gold", "distractor")},
             "rows": int(sum(len(g.labels) for g in train)),

@@ -25,8 +25,9 @@ from sklearn.model_selection import GroupKFold
 from citeqa.eval.beir import BeirDataset, load_beir
 from citeqa.eval.metrics import mean, ndcg_at_k
 from citeqa.eval.runner import BEIR_CHUNK_DEPTH, cached_engine, default_cache_dir
-from citeqa.eval.train_quote_selector import rounded, sha256_of, versions
+from citeqa.eval.train_quote_selector import rounded, versions
 from citeqa.index.engine import Engine
+from citeqa.index.models.onnx_export import sha256_file
 from citeqa.index.ranking.head_ranker import FEATURE_NAMES, MODEL_FORMAT, head_features
 from citeqa.index.ranking.search import SearchMode
 from citeqa.settings import Settings
@@ -156,12 +157,12 @@ def main() -> None:
             "datasets": {
                 "scifact (train split)": {
                     "questions": len(scifact),
-                    "sha256": {n: sha256_of(args.scifact / n) for n in ("corpus.jsonl", "queries.jsonl", "qrels/train.tsv")},
+                    "sha256": {n: sha256_file(args.scifact / n) for n in ("corpus.jsonl", "queries.jsonl", "qrels/train.tsv")},
                     **figures(scifact, coefficients),
                 },
                 squad_data.name: {
                     "questions": len(squad),
-                    "sha256": {n: sha256_of(args.squad / n) for n in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv")},
+                    "sha256": {n: sha256_file(args.squad / n) for n in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv")},
                     **figures(squad, coefficients),
                 },
             },
