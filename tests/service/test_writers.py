@@ -62,8 +62,9 @@ def test_collections_answer_from_their_own_documents_only(tmp_path: Path) -> Non
 
 
 def test_sigkill_during_citeqa_index_always_leaves_a_loadable_index(tmp_path: Path, embedder: Embedder) -> None:
-    """20 kills at random moments of a real `citeqa index` run: the index always loads, and since a run commits once,
-    every document is at the version of the last completed run, all old or all new, never mixed."""
+    """20 kills at random moments of a real `citeqa index` run (aimed within the time an uncut run takes, as the merge
+    test below aims its kills): the index always loads, and since a run commits once, every document is at the
+    version of the last completed run, all old or all new, never mixed."""
     index_dir = tmp_path / "index"
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -88,17 +89,29 @@ def test_sigkill_during_citeqa_index_always_leaves_a_loadable_index(tmp_path: Pa
     env = citeqa_env(index_dir)
     write_round(0)
     assert run_citeqa("index", str(folder), env=env).returncode == 0
-    committed = 0
+    # One uncut run of the same size: how long a run takes from start to exit, to aim the kills within it (a fixed
+    # window would put most kills after a fast machine's run has already committed).
+    write_round(1)
+    started = time.monotonic()
+    assert run_citeqa("index", str(folder), env=env).returncode == 0
+    run_seconds = time.monotonic() - started
+    assert rounds_in_index() == {1}
+    committed = 1
     rng = random.Random(7)
-    for n in range(1, 21):
+    before_commit = 0
+    for n in range(2, 22):
         write_round(n)
         process = subprocess.Popen([*CITEQA, "index", str(folder)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(2.0, 9.0))
+        time.sleep(rng.uniform(0, 1.2 * run_seconds))  # some land after the commit, during the exit
         process.send_signal(signal.SIGKILL)
         process.wait()
         rounds = rounds_in_index()
         assert rounds in ({committed}, {n})  # all old or all new, never mixed
+        before_commit += rounds == {committed}
         committed = rounds.pop()
+    print(f"kills during citeqa index: {before_commit} before the commit, {20 - before_commit} after")
+    # The kills must test the run, not a process that has already finished: most land before its commit.
+    assert before_commit >= 10, f"only {before_commit} of 20 kills landed before the commit (an uncut run: {run_seconds:.1f} s)"
 
 
 def test_sigkill_of_the_server_during_uploads_loses_nothing_it_acknowledged(tmp_path: Path, embedder: Embedder) -> None:
