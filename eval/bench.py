@@ -20,6 +20,7 @@ import asyncio
 import itertools
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -57,6 +58,12 @@ def wait_ready(
             pass
         time.sleep(poll)
     raise RuntimeError("citeqa serve did not become ready")
+
+
+def cpu_name() -> str:
+    """The CPU's model name, printed with every figure (machines differ from one session to the next)."""
+    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.processor())
 
 
 def memory_mib(pid: int) -> dict[str, float]:
@@ -262,9 +269,7 @@ def main() -> None:
     for name, values in (("in-process", in_process), ("HTTP /v1/search", over_http)):
         print(f"| {name} | {statistics.median(values):.1f} | {percentile(values, 0.95):.1f} | {statistics.mean(values):.1f} |")
     print(f"HTTP / in-process median ratio: {statistics.median(over_http) / statistics.median(in_process):.2f}")
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line), ""
-    )
+    cpu = cpu_name()
     if floor is not None:
         print(f"\nciteqa against the floor (sentence-transformers + FAISS IndexFlatIP, dense, whole passages); {cpu}")
         print_floor_table(mine, floor, args.clients, args.seconds)

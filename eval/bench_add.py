@@ -5,10 +5,10 @@
 Serves two indexes with real `citeqa serve` processes, one after the other: the bundled seed document, and the
 dataset (built once into the evaluation cache, then copied so the adds never touch the cache). On each it adds
 `--adds` new small documents one at a time and times each from the request to the moment a search finds it (the
-document is first for a query made of its unique words), then removes them, timed the same way until a search no
-longer finds it. Prints p50 and p95 of both, the p50 of the same searches with nothing changing (the part of a
-write's time that is the search itself), and the large/small ratio: writes should cost what they change, not what
-the collection holds.
+document is first for a query made of its unique words), with the POST alone and the first search after it timed
+apart; then removes them, timed the same way until a search no longer finds it. Prints p50 and p95, the p50 of the
+same searches with nothing changing (the part of a write's time that is the search itself), and the large/small
+ratios with the CPU: writes should cost what they change, not what the collection holds.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Literal, TypedDict
 import httpx
 
 from citeqa.eval.beir import load_beir
-from citeqa.eval.bench import Server, percentile
+from citeqa.eval.bench import Server, cpu_name, percentile
 from citeqa.eval.runner import cached_engine, default_cache_dir
 from citeqa.index.writing.ingest import load_folder
 from citeqa.settings import Settings
@@ -57,6 +57,8 @@ class WriteTimes(TypedDict):
     documents: int
     chunks: int
     add: list[float]  # ms from POST until a search finds the document first
+    post: list[float]  # ms of the POST alone
+    first_search: list[float]  # ms of the first search after the POST
     delete: list[float]  # ms from DELETE until a search no longer finds it
     search: list[float]  # ms of the same searches alone
 
@@ -68,13 +70,18 @@ def time_writes(index_dir: Path, port: int, adds: int) -> WriteTimes:
         with httpx.Client(base_url=server.base, timeout=120) as client:
             documents = client.get("/v1/documents").json()["documents"]
             chunks = sum(d["chunks"] for d in documents)
-            add_ms, delete_ms = [], []
+            add_ms, post_ms, first_search_ms, delete_ms = [], [], [], []
             for i in range(adds):
                 doc_id, text, query = note(i)
                 tick = time.perf_counter()
                 client.post("/v1/documents", json={"id": doc_id, "text": text}).raise_for_status()
-                until(lambda: found_first(client, query, doc_id))  # noqa: B023 - called before the loop moves on
+                posted = time.perf_counter()
+                found = found_first(client, query, doc_id)
+                first_search_ms.append((time.perf_counter() - posted) * 1000)
+                if not found:
+                    until(lambda: found_first(client, query, doc_id))  # noqa: B023 - called before the loop moves on
                 add_ms.append((time.perf_counter() - tick) * 1000)
+                post_ms.append((posted - tick) * 1000)
             search_ms = []  # the same searches with nothing changing: what of a write's time is the search itself
             for i in range(adds):
                 doc_id, _, query = note(i)
@@ -89,10 +96,21 @@ def time_writes(index_dir: Path, port: int, adds: int) -> WriteTimes:
                 delete_ms.append((time.perf_counter() - tick) * 1000)
     finally:
         server.stop()
-    return {"documents": len(documents), "chunks": chunks, "add": add_ms, "delete": delete_ms, "search": search_ms}
+    return {
+        "documents": len(documents),
+        "chunks": chunks,
+        "add": add_ms,
+        "post": post_ms,
+        "first_search": first_search_ms,
+        "delete": delete_ms,
+        "search": search_ms,
+    }
 
 
-def summary(figures: WriteTimes, key: Literal["add", "delete", "search"]) -> tuple[float, float]:
+Measure = Literal["add", "post", "first_search", "delete", "search"]
+
+
+def summary(figures: WriteTimes, key: Measure) -> tuple[float, float]:
     values = figures[key]
     return statistics.median(values), percentile(values, 0.95)
 
@@ -120,15 +138,21 @@ def main() -> None:
             shutil.copytree(folder, copy)
             results[name] = time_writes(copy, args.port, args.adds)
     small, large = results["seed"], results[dataset.name]
-    print(f"one-document writes over HTTP, until search sees them ({args.adds} each; p50 / p95 ms)")
-    print(f"{'index':<14}{'documents':>10}{'chunks':>9}{'add p50':>10}{'add p95':>10}{'delete p50':>12}{'delete p95':>12}"
-          f"{'search alone p50':>18}")  # fmt: skip
+    columns: list[tuple[str, Measure]] = [
+        ("POST", "post"),
+        ("1st search", "first_search"),
+        ("add until found", "add"),
+        ("delete until gone", "delete"),
+        ("search alone", "search"),
+    ]
+    print(f"one-document writes over HTTP ({args.adds} each; p50 / p95 ms); {cpu_name()}")
+    print("| index | documents | chunks | " + " | ".join(title for title, _ in columns) + " |")
+    print("|---|---:|---:|" + "---:|" * len(columns))
     for name, figures in results.items():
-        add, delete, search = summary(figures, "add"), summary(figures, "delete"), summary(figures, "search")
-        print(f"{name:<14}{figures['documents']:>10}{figures['chunks']:>9}{add[0]:>10.1f}{add[1]:>10.1f}{delete[0]:>12.1f}"
-              f"{delete[1]:>12.1f}{search[0]:>18.1f}")  # fmt: skip
-    print(f"large / small, add p50: {summary(large, 'add')[0] / summary(small, 'add')[0]:.2f}; "
-          f"delete p50: {summary(large, 'delete')[0] / summary(small, 'delete')[0]:.2f}")  # fmt: skip
+        cells = [f"{summary(figures, key)[0]:.1f} / {summary(figures, key)[1]:.1f}" for _, key in columns]
+        print(f"| {name} | {figures['documents']} | {figures['chunks']} | " + " | ".join(cells) + " |")
+    ratios = [f"{summary(large, key)[0] / summary(small, key)[0]:.2f}x" for _, key in columns]
+    print(f"| {dataset.name} / seed, p50 | | | " + " | ".join(ratios) + " |")
 
 
 if __name__ == "__main__":
