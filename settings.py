@@ -141,6 +141,13 @@ class Settings(BaseSettings):
         description="order the re-scored top with the learned head ranking (needs learned_quotes); false: fused score "
         "+ quote_rerank_weight x quote score",
     )
+    reader_depth: int = Field(
+        EngineSettings.reader_depth,
+        ge=0,
+        le=20,
+        description="how many of the first passages the trained reader reads to choose their quotes and order them "
+        "(needs learned_quotes); 0 turns the reader off",
+    )
     min_relevance: float | None = Field(
         None,
         description="below this best-quote score an answer is 'Not found in the documents.'; unset: the threshold "
@@ -292,6 +299,7 @@ class Settings(BaseSettings):
             write_timeout=self.write_timeout,
             learned_quotes=self.learned_quotes,
             learned_ranking=self.learned_ranking,
+            reader_depth=self.reader_depth,
             encoder=self.encoder,
             models_dir=self.models_dir,
             batch_size=self.embed_batch_size,

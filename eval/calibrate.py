@@ -1,11 +1,13 @@
 """Where to put the abstention threshold: the precision/recall curve of "Not found" over answerable and
 unanswerable questions, on the seed document and (given one) a SQuAD-style dataset.
 
-    python -m citeqa.eval.calibrate [--dataset ../shared/data/squad-dev-a] [--max-queries 2000]
+    python -m citeqa.eval.calibrate [--dataset ../shared/data/squad-dev-a] [--max-queries 2000] [--held-out]
 
 The signal is the top passage's quote score, the one `/v1/ask` compares with CITEQA_MIN_RELEVANCE. Answerable:
 the gold set's answerable questions, and the dataset's (all of which have answers). Unanswerable: the gold set's
 own, and eval/unanswerable.jsonl's for each corpus (written close to its topics, answered nowhere in it).
+`--held-out` asks only the dataset's questions about articles the shipped reader never read (its reader.json names
+them), so the reader's probability is not measured on its training data.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from citeqa.eval.beir import load_beir
 from citeqa.eval.gold import load_gold, load_unanswerable
+from citeqa.eval.reader_figures import held_out, reader_articles
 from citeqa.eval.runner import cached_engine, default_cache_dir
 from citeqa.index.engine import Engine
 from citeqa.index.writing.ingest import load_folder
@@ -25,7 +28,8 @@ from citeqa.settings import Settings
 
 SIGNALS = {
     "quote score (CITEQA_MIN_RELEVANCE)": np.round(np.arange(0.30, 1.501, 0.05), 2),
-    "quote selector probability": np.round(np.arange(0.05, 0.951, 0.05), 2),
+    # The selector's probability, or where the reader read the passage (reader_depth > 0) the two combined.
+    "quote probability": np.round(np.arange(0.05, 0.951, 0.05), 2),
 }
 
 
@@ -103,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, help="a BEIR dataset whose questions all have answers in its corpus")
     parser.add_argument("--max-queries", type=int, default=2000)
+    parser.add_argument("--held-out", action="store_true", help="only questions of articles the reader never read")
     args = parser.parse_args()
     settings = Settings()
     engine_settings = settings.engine_settings()
@@ -113,6 +118,8 @@ def main() -> None:
     measured = [("seed", top_signals(engine, [q.question for q in gold if q.answerable]), top_signals(engine, unanswerable))]
     if args.dataset:
         dataset = load_beir(args.dataset)
+        if args.held_out:
+            dataset = held_out(dataset, reader_articles()["held_out"])
         dataset_engine = cached_engine(dataset.name, dataset.documents(), engine_settings, default_cache_dir())
         answerable = top_signals(dataset_engine, list(dataset.queries.values())[: args.max_queries])
         measured.append((dataset.name, answerable, top_signals(dataset_engine, load_unanswerable(dataset.name))))

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from citeqa.eval.beir import load_beir
 from citeqa.eval.embedding_cache import CachedEmbedder
 from citeqa.index.ranking.quote_features import CandidateUnits, QuestionInput, quote_features
 from citeqa.index.text.chunking import ChunkerSettings, split_document
@@ -105,6 +107,36 @@ class Corpus:
             sum(w for t, w in weights.items() if t in set(terms)) / total if total > 0 else 0.0 for terms in candidates.terms
         ]
         return np.asarray(candidates.vectors, dtype=np.float64) @ vector + HEURISTIC_LEXICAL_WEIGHT * np.array(overlap)
+
+
+@dataclass
+class SquadSet:
+    """A SQuAD-style dataset ready to train on: its corpus embedded, and each question that has answers with the
+    paragraph it was written on, as (question, doc id, answers), and its vector."""
+
+    corpus: Corpus
+    questions: list[tuple[str, str, list[str]]]
+    vectors: np.ndarray
+    embedder: CachedEmbedder
+
+    @classmethod
+    def load(cls, folder: Path, cache: Path | None) -> SquadSet:
+        """`cache` is the embedding cache folder (default: the data home's eval-cache/quote-selector, which the
+        quote selector's and the reader's training share)."""
+        from citeqa.eval.runner import default_cache_dir
+        from citeqa.settings import Settings
+
+        embedder = CachedEmbedder.for_settings(cache or default_cache_dir() / "quote-selector", Settings().engine_settings())
+        dataset = load_beir(folder)
+        corpus = Corpus.build(dataset.documents(), embedder)
+        questions = []
+        for qid, text in dataset.queries.items():
+            gold = [d for d, grade in dataset.qrels[qid].items() if grade > 0 and d in corpus.documents]
+            if gold and dataset.answers.get(qid):
+                questions.append((text, gold[0], dataset.answers[qid]))
+        vectors = embedder.embed([q[0] for q in questions], show_progress=True)
+        embedder.save()
+        return cls(corpus, questions, vectors, embedder)
 
 
 @dataclass

@@ -32,17 +32,14 @@ from typing import Any, overload
 
 import numpy as np
 
-from citeqa.eval.beir import load_beir
-from citeqa.eval.embedding_cache import CachedEmbedder
 from citeqa.eval.quote_selector_fitting import FOLDS, C, as_model_json, cross_validate, fit, gold_set_figures
-from citeqa.eval.quote_training_data import Corpus, squad_groups
+from citeqa.eval.quote_training_data import SquadSet, squad_groups
 from citeqa.index.models.embedding import DEFAULT_MODEL
 from citeqa.index.models.onnx_export import sha256_file
 from citeqa.index.ranking.quote_features import FEATURE_NAMES
 from citeqa.index.ranking.quote_selector import MODEL_FILE, QuoteSelector
 from citeqa.index.ranking.quote_terms import BM25_B, BM25_K1, MEAN_UNIT_TERMS
 from citeqa.index.text.lexical import LexicalSettings
-from citeqa.settings import Settings
 
 MODEL_PATH = Path(__file__).resolve().parent.parent / "index" / "models" / MODEL_FILE
 
@@ -78,21 +75,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=MODEL_PATH)
     parser.add_argument("--boosting-reference", action="store_true", help="also fit gradient boosting per fold (slow)")
     args = parser.parse_args()
-    if args.cache is None:
-        from citeqa.eval.runner import default_cache_dir
-
-        args.cache = default_cache_dir() / "quote-selector"
-    embedder = CachedEmbedder.for_settings(args.cache, Settings().engine_settings())
-
-    dataset = load_beir(args.dataset)
-    corpus = Corpus.build(dataset.documents(), embedder)
-    questions = []
-    for qid, text in dataset.queries.items():
-        gold = [d for d, grade in dataset.qrels[qid].items() if grade > 0 and d in corpus.documents]
-        if gold and dataset.answers.get(qid):
-            questions.append((text, gold[0], dataset.answers[qid]))
-    question_vectors = embedder.embed([q[0] for q in questions], show_progress=True)
-    embedder.save()
+    squad = SquadSet.load(args.dataset, args.cache)
+    corpus, questions, question_vectors, embedder = squad.corpus, squad.questions, squad.vectors, squad.embedder
     unit_lengths = np.array([len(t) for t in corpus.terms])
     print(
         f"units: {len(corpus.terms)}, mean stemmed terms per unit {unit_lengths.mean():.2f} (MEAN_UNIT_TERMS {MEAN_UNIT_TERMS})"

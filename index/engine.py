@@ -21,6 +21,7 @@ from citeqa.index.progress import NO_PROGRESS, Progress
 from citeqa.index.ranking.evidence import EvidenceFinder, Passage, Quote
 from citeqa.index.ranking.head_ranker import HeadRanker
 from citeqa.index.ranking.quote_selector import QuoteSelector
+from citeqa.index.ranking.reader import Reader
 from citeqa.index.ranking.search import Hit, RetrievalSettings, Retriever, SearchMode
 from citeqa.index.storage.collection import Collection, WriteResult
 from citeqa.index.storage.originals import OriginalStore
@@ -48,6 +49,10 @@ class EngineSettings:
     # Re-score the head with the learned model (index/models/head_model.json); it reads the selector's probabilities, so it
     # needs learned_quotes. Off: fused score + quote_rerank_weight * quote score.
     learned_ranking: bool = True
+    # How many of the first passages the reader (index/ranking/reader.py) reads, to choose their quotes and order
+    # them; 0 turns it off. It needs learned_quotes (it combines with the selector's probabilities). Off by default:
+    # on held-out articles it gains little for what it costs (docs/reader.md).
+    reader_depth: int = 0
     encoder: str = DEFAULT_ENCODER  # onnx, onnx-int8 or torch (index/models/embedding.py)
     models_dir: Path | None = None  # where ONNX exports are cached (the ONNX encoders need one)
     batch_size: int = DEFAULT_BATCH_SIZE  # texts per encoder call when indexing
@@ -102,6 +107,7 @@ class Engine:
         self.writer = Writer(collection, self.preparer, settings.write_timeout)
         self.selector = QuoteSelector.load() if settings.learned_quotes else None
         self.head_ranker = HeadRanker.load() if settings.learned_ranking and settings.learned_quotes else None
+        self.reader = Reader() if settings.reader_depth > 0 and settings.learned_quotes else None
 
     @classmethod
     def open(cls, folder: Path, settings: EngineSettings, embedder: Embedder | None = None) -> Engine:
@@ -210,14 +216,12 @@ class Engine:
         sentence as a better hit's (overlapping chunks) is dropped, so the first results are distinct evidence.
         """
         mode = mode or self.settings.retrieval.mode
-        hits, quotes = self.first_pass(query, depth, mode, query_vector)
+        vector = self.embedder.embed_query(query) if query_vector is None else query_vector
+        hits, quotes = self.first_pass(query, depth, mode, vector)
         head = hits[: len(quotes)]
-        if self.head_ranker is not None:
-            scores = self.head_ranker.scores(head, quotes).tolist()
-        else:
-            scores = [h.score + self.settings.quote_rerank_weight * q.score for h, q in zip(head, quotes, strict=True)]
-        rescored = [(replace(h, score=s), q) for h, q, s in zip(head, quotes, scores, strict=True)]
-        rescored.sort(key=lambda pair: (-pair[0].score, pair[0].row))
+        rescored = self._rescored(head, quotes)
+        if self.reader is not None and rescored:
+            rescored = self._read(query, vector, rescored)
         seen: set[tuple[str, int, int]] = set()
         distinct = []
         for hit, quote in rescored:
@@ -227,6 +231,27 @@ class Engine:
                 distinct.append((hit, quote))
         ranked = [h for h, _ in distinct] + hits[len(head) :]
         return ranked[:depth], [q for _, q in distinct][:depth]
+
+    def _rescored(self, head: list[Hit], quotes: list[Quote]) -> list[tuple[Hit, Quote]]:
+        """The head's hits re-scored with their quotes and sorted, best first."""
+        if self.head_ranker is not None:
+            scores = self.head_ranker.scores(head, quotes).tolist()
+        else:
+            scores = [h.score + self.settings.quote_rerank_weight * q.score for h, q in zip(head, quotes, strict=True)]
+        rescored = [(replace(h, score=s), q) for h, q, s in zip(head, quotes, scores, strict=True)]
+        rescored.sort(key=lambda pair: (-pair[0].score, pair[0].row))
+        return rescored
+
+    def _read(self, query: str, vector: np.ndarray, rescored: list[tuple[Hit, Quote]]) -> list[tuple[Hit, Quote]]:
+        """The first `reader_depth` hits quoted again with the reader, and re-ordered among themselves by the head
+        model reading the new quotes' probabilities (the combined P(holds the answer), in the selector's place)."""
+        assert self.reader is not None
+        first = [hit for hit, _ in rescored[: self.settings.reader_depth]]
+        terms = self.tokenizer.tokenize([query])[0]
+        quotes = self._finder(first[0].snapshot).quotes(query, terms, vector, first, self.reader)
+        if self.head_ranker is None:  # hand-set re-scoring: the hits keep their order
+            return list(zip(first, quotes, strict=True)) + rescored[len(first) :]
+        return self._rescored(first, quotes) + rescored[len(first) :]
 
     def first_pass(
         self, query: str, depth: int, mode: SearchMode, query_vector: np.ndarray | None = None

@@ -10,6 +10,7 @@ from citeqa.index.ranking.attribution import question_speaker
 from citeqa.index.ranking.quote_features import CandidateUnits, QuestionInput
 from citeqa.index.ranking.quote_selector import QuoteSelector
 from citeqa.index.ranking.quote_terms import TermMatches, term_stats
+from citeqa.index.ranking.reader import Reader, reader_input
 from citeqa.index.ranking.search import Hit
 from citeqa.index.storage.rows import expand_ranges
 from citeqa.index.storage.snapshot import Snapshot
@@ -29,7 +30,8 @@ class Quote:
     # Other sentences of the same chunk that answer nearly as well (a question with a two-part answer), in
     # document order; an extractive answer quotes them too (index/answering/compose.py).
     companions: tuple[Quote, ...] = ()
-    # The quote selector's probability that this sentence holds the answer (None without a selector).
+    # The probability that this sentence holds the answer: the quote selector's, or with the reader on (the first
+    # passages only) the combination of the selector's and the reader's (None without a selector).
     probability: float | None = None
     # It states what the person the question asks about said ("What did Shoygu allege?"; index/ranking/attribution.py).
     attributed: bool = False
@@ -91,11 +93,14 @@ class EvidenceFinder:
         self.companion_ratio = companion_ratio
         self.companion_probability = companion_probability
 
-    def quotes(self, query: str, query_terms: list[str], query_vector: np.ndarray, hits: list[Hit]) -> list[Quote]:
+    def quotes(
+        self, query: str, query_terms: list[str], query_vector: np.ndarray, hits: list[Hit], reader: Reader | None = None
+    ) -> list[Quote]:
         """One quote per hit, in hit order; each lies inside its hit's chunk.
 
         The candidate units of every hit are gathered and scored together (one matrix product, one pass of the
-        selector), then each hit takes its best; the result is the same as scoring hit by hit."""
+        selector, one batch of the reader when it is given), then each hit takes its best; the result is the same
+        as scoring hit by hit."""
         if not hits:
             return []
         snapshot = self.snapshot
@@ -136,6 +141,10 @@ class EvidenceFinder:
                 previous_terms[i] = unit_terms
             candidates = CandidateUnits(texts, terms, vectors, previous_vectors, previous_terms, sizes)
             probabilities = self.selector.score(question, candidates)
+            if reader is not None:
+                titles = [snapshot.document_of(hit.row).title for hit in hits]
+                inputs = [reader_input(titles[k], texts[i]) for k, (begin, end) in enumerate(bounds) for i in range(begin, end)]
+                probabilities = reader.combine(probabilities, reader.logits(query, inputs))
         attributed = np.zeros(len(texts), dtype=bool)
         speaker = question_speaker(query, self.tokenizer.tokenize, snapshot.idf, snapshot.idf_from(0))
         if speaker is not None:

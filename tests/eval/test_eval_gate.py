@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from citeqa.eval.gold import GoldQuestion, check_gold, load_gold
+from citeqa.eval.reader_figures import PARAPHRASED_PATH
 from citeqa.eval.runner import evaluate_gold
 from citeqa.index.engine import Engine
 
@@ -43,6 +44,16 @@ def test_gold_set_figures_stay_above_the_committed_baseline(report: dict) -> Non
     failures = [f"{name} {report[name]:.3f} < {floor}" for name, floor in baseline["floors"].items() if report[name] < floor]
     failures += [f"{name} {report[name]} > {ceiling}" for name, ceiling in baseline["ceilings"].items() if report[name] > ceiling]
     assert not failures, "retrieval regressed: " + "; ".join(failures)
+
+
+def test_the_paraphrased_set_stays_above_its_floors(seed_engine: Engine) -> None:
+    questions = load_gold(PARAPHRASED_PATH)
+    documents = {d.id: seed_engine.document(d.id) for d in seed_engine.documents()}
+    assert check_gold(questions, documents) == [] and len(questions) == 20 and all(q.answerable for q in questions)
+    report = evaluate_gold(seed_engine, questions)
+    floors = json.loads(BASELINE.read_text())["paraphrased"]["floors"]
+    failures = [f"{name} {report[name]:.3f} < {floor}" for name, floor in floors.items() if report[name] < floor]
+    assert not failures, "paraphrased questions regressed: " + "; ".join(failures)
 
 
 def test_every_citation_for_every_gold_question_points_at_exact_text(seed_engine: Engine) -> None:
