@@ -8,7 +8,9 @@ dataset (built once into the evaluation cache, then copied so the adds never tou
 document is first for a query made of its unique words), with the POST alone and the first search after it timed
 apart; then removes them, timed the same way until a search no longer finds it. Prints p50 and p95, the p50 of the
 same searches with nothing changing (the part of a write's time that is the search itself), and the large/small
-ratios with the CPU: writes should cost what they change, not what the collection holds.
+ratios with the CPU: writes should cost what they change, not what the collection holds. The two servers run in
+ABBA order (`--rounds 2`: seed, large, large, seed), each round on a fresh copy, and the figures pool the rounds, so
+neither index gains from going second.
 """
 
 from __future__ import annotations
@@ -110,6 +112,13 @@ def time_writes(index_dir: Path, port: int, adds: int) -> WriteTimes:
 Measure = Literal["add", "post", "first_search", "delete", "search"]
 
 
+def pooled(runs: list[WriteTimes]) -> WriteTimes:
+    """Several runs on copies of one index as one set of samples."""
+    keys: list[Measure] = ["add", "post", "first_search", "delete", "search"]
+    merged = {key: [value for run in runs for value in run[key]] for key in keys}
+    return {"documents": runs[0]["documents"], "chunks": runs[0]["chunks"], **merged}  # type: ignore[typeddict-item]
+
+
 def summary(figures: WriteTimes, key: Measure) -> tuple[float, float]:
     values = figures[key]
     return statistics.median(values), percentile(values, 0.95)
@@ -120,6 +129,7 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, required=True, help="a BEIR dataset to serve as the large index")
     parser.add_argument("--adds", type=int, default=20)
     parser.add_argument("--port", type=int, default=8771)
+    parser.add_argument("--rounds", type=int, default=2, help="ABBA rounds: each pairs a seed run with a large one")
     args = parser.parse_args()
     settings = Settings()
     engine_settings = settings.engine_settings()
@@ -129,14 +139,20 @@ def main() -> None:
         "seed": cached_engine("bench-add-seed", load_folder(settings.corpus_dir).documents, engine_settings, cache),
         dataset.name: cached_engine(dataset.name, dataset.documents(), engine_settings, cache, show_progress=True),
     }
-    results: dict[str, WriteTimes] = {}
+    folders = {}
+    for name, engine in sources.items():
+        folders[name] = engine.folder
+        engine.close()
+    names = list(sources)
+    order = [n for r in range(args.rounds) for n in (names if r % 2 == 0 else names[::-1])]
+    runs: dict[str, list[WriteTimes]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory() as scratch:
-        for name, engine in sources.items():
-            folder = engine.folder
-            engine.close()
-            copy = Path(scratch) / name
-            shutil.copytree(folder, copy)
-            results[name] = time_writes(copy, args.port, args.adds)
+        for k, name in enumerate(order):
+            copy = Path(scratch) / f"{name}-{k}"
+            shutil.copytree(folders[name], copy)
+            runs[name].append(time_writes(copy, args.port, args.adds))
+            shutil.rmtree(copy)
+    results = {name: pooled(times) for name, times in runs.items()}
     small, large = results["seed"], results[dataset.name]
     columns: list[tuple[str, Measure]] = [
         ("POST", "post"),
@@ -145,7 +161,9 @@ def main() -> None:
         ("delete until gone", "delete"),
         ("search alone", "search"),
     ]
-    print(f"one-document writes over HTTP ({args.adds} each; p50 / p95 ms); {cpu_name()}")
+    print(
+        f"one-document writes over HTTP ({args.adds} per run, {args.rounds} runs each in ABBA order; p50 / p95 ms); {cpu_name()}"
+    )
     print("| index | documents | chunks | " + " | ".join(title for title, _ in columns) + " |")
     print("|---|---:|---:|" + "---:|" * len(columns))
     for name, figures in results.items():
