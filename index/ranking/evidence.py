@@ -99,7 +99,7 @@ class EvidenceFinder:
         """One quote per hit, in hit order; each lies inside its hit's chunk.
 
         The candidate units of every hit are gathered and scored together (one matrix product, one pass of the
-        selector, one batch of the reader when it is given), then each hit takes its best; the result is the same
+        selector, one call of the reader when it is given), then each hit takes its best; the result is the same
         as scoring hit by hit."""
         if not hits:
             return []
