@@ -3,17 +3,20 @@
     python -m citeqa.eval.train_reader --dataset ../shared/data/squad-dev-a
 
 One command, deterministic (fixed seeds, torch's deterministic algorithms, a fixed thread count; the data files'
-sha256 are recorded). It trains three models of the same recipe: one per article fold (eval/reader_training_data.py),
-each measured on the other fold's articles, and one on every article, which ships. The figures in reader.json are
-the fold models' on articles they never read, never the shipped model's on its own training data.
+sha256 are recorded). It trains one model on the articles of fold 1 (eval/reader_training_data.py: sorted titles
+alternate between the folds) and measures it on fold 0's, which it never read; that model ships, so the figures in
+reader.json are the shipped model's on articles it never read. The trained model is kept in `--work`: a re-run that
+finds it there only measures it again and rewrites reader.json. `--max-steps` stops early, to check that two runs
+write the same bytes.
 
 The model: the bundled all-MiniLM-L6-v2 cut to its first `--layers` transformer layers, mean pooling under the
 attention mask, one linear output; trained with binary cross-entropy on (question, title: sentence) pairs. Exported
-to ONNX and quantised to int8 weights (onnxruntime's dynamic quantisation); every figure is the int8 file's.
+to ONNX and quantised to int8 weights (onnxruntime's dynamic quantisation); every figure is the int8 file's, read
+pair by pair as the engine reads it.
 
 The combination with the quote selector (Reader.combine: a logistic model over the selector's logit and the
-reader's) is fitted on the fold models' held-out scores of both folds, and measured cross-fitted: fitted on one
-fold's held-out scores, measured on the other's.
+reader's) is fitted on the held-out scores, and measured cross-fitted: the held-out articles split again by
+article, fitted on one half's scores and measured on the other's. The shipped weights are fitted on both halves.
 
 Needs torch and scikit-learn (`pip install -e ".[train]"`); the shipped reader runs without torch.
 """
