@@ -37,7 +37,7 @@ from citeqa.eval.reader_training_data import FOLDS, ReaderGroup, article_folds, 
 from citeqa.eval.train_quote_selector import rounded, versions
 from citeqa.index.models.embedding import DEFAULT_MODEL, resolve_model_path
 from citeqa.index.models.onnx_export import sha256_file
-from citeqa.index.ranking.reader import INFO_FILE, MODEL_FOLDER, MODEL_FORMAT, Reader, encode_pairs
+from citeqa.index.ranking.reader import INFO_FILE, MODEL_FOLDER, MODEL_FORMAT, Reader, combined_logit, encode_pairs, logit
 
 SEED = 20261207
 THREADS = 2  # part of the recipe: a reduction's order, and so the last bits of a run, depend on the thread count
@@ -175,11 +175,6 @@ def held_out_scores(reader: Reader, groups: list[ReaderGroup]) -> list[np.ndarra
     return [reader.logits(g.question, g.texts) for g in groups]
 
 
-def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-9, 1 - 1e-9)
-    return np.log(p / (1 - p))
-
-
 def fit_combination(groups: list[ReaderGroup], scores: list[np.ndarray]) -> dict[str, float]:
     from sklearn.linear_model import LogisticRegression
 
@@ -187,10 +182,6 @@ def fit_combination(groups: list[ReaderGroup], scores: list[np.ndarray]) -> dict
     labels = np.concatenate([g.labels for g in groups])
     model = LogisticRegression(C=1.0, max_iter=1000).fit(features, labels)
     return {"selector": float(model.coef_[0][0]), "reader": float(model.coef_[0][1]), "intercept": float(model.intercept_[0])}
-
-
-def combined(combination: dict[str, float], group: ReaderGroup, scores: np.ndarray) -> np.ndarray:
-    return combination["selector"] * logit(group.selector) + combination["reader"] * scores + combination["intercept"]
 
 
 def figures(groups: list[ReaderGroup], scores: list[np.ndarray], combination: dict[str, float]) -> dict[str, float]:
@@ -208,7 +199,7 @@ def figures(groups: list[ReaderGroup], scores: list[np.ndarray], combination: di
 
     selector = lambda g, s: logit(g.selector)  # noqa: E731
     reader = lambda g, s: s  # noqa: E731
-    both = lambda g, s: combined(combination, g, s)  # noqa: E731
+    both = lambda g, s: combined_logit(combination, g.selector, s)  # noqa: E731
     return {
         "questions": len(gold),
         "quote_top1_selector": top1(selector),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,17 @@ def reader_input(title: str, text: str) -> str:
     """The second text the reader sees: the passage's title, then the sentence (a sentence alone often lacks its
     subject: "It was founded in 1851")."""
     return f"{title}: {text}" if title else text
+
+
+def logit(probabilities: np.ndarray) -> np.ndarray:
+    p = np.clip(probabilities, 1e-9, 1 - 1e-9)
+    return np.log(p / (1 - p))
+
+
+def combined_logit(weights: Mapping[str, float], selector_probabilities: np.ndarray, reader_logits: np.ndarray) -> np.ndarray:
+    """The combination's log-odds that a sentence holds the answer: weights["selector"] x the selector's logit +
+    weights["reader"] x the reader's + weights["intercept"] (the one formula training fits and the engine applies)."""
+    return weights["selector"] * logit(selector_probabilities) + weights["reader"] * reader_logits + weights["intercept"]
 
 
 def encode_pairs(tokenizer, question: str, texts: Sequence[str], max_length: int) -> dict[str, np.ndarray]:
@@ -77,10 +88,7 @@ class Reader:
             raise RuntimeError(f"{tokenizer_path} is not the tokenizer the reader was trained with")
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.max_length = int(self.info["max_length"])
-        combination = self.info["combination"]
-        self.selector_weight = float(combination["selector"])
-        self.reader_weight = float(combination["reader"])
-        self.intercept = float(combination["intercept"])
+        self.weights = {key: float(self.info["combination"][key]) for key in ("selector", "reader", "intercept")}
 
         onnxruntime.disable_telemetry_events()
         options = onnxruntime.SessionOptions()
@@ -121,6 +129,4 @@ class Reader:
     def combine(self, selector_probabilities: np.ndarray, reader_logits: np.ndarray) -> np.ndarray:
         """P(the sentence holds the answer) from both signals: a logistic model over the selector's logit and the
         reader's, fitted on held-out folds (eval/train_reader.py)."""
-        p = np.clip(selector_probabilities, 1e-9, 1 - 1e-9)
-        z = self.selector_weight * np.log(p / (1 - p)) + self.reader_weight * reader_logits + self.intercept
-        return 1.0 / (1.0 + np.exp(-z))
+        return 1.0 / (1.0 + np.exp(-combined_logit(self.weights, selector_probabilities, reader_logits)))
