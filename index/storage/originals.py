@@ -6,7 +6,8 @@ name never changes meaning. A file is written to a temporary name and renamed in
 sees half a file; it is written before the commit that names it, so a committed document's original is
 always there. Files no live document names any more (a deleted or replaced document's, or one written by a
 write that never committed) are removed by `sweep`, once they are older than a grace period that covers any
-write still in flight.
+write still in flight. With `durable` (the default), a stored file's bytes and its name in files/ are synced
+before `put_*` returns, so a commit that names it after that survives a power cut with its original.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+from citeqa.index.storage.durable import fsync_dir, fsync_file
 
 ORIGINALS_DIR = "files"
 INCOMING_DIR = ".incoming"  # uploads being received, one folder per request; renamed into files/ when stored
@@ -39,8 +42,9 @@ def sha256_file(path: Path) -> str:
 class OriginalStore:
     """One collection's original files."""
 
-    def __init__(self, collection_folder: Path) -> None:
+    def __init__(self, collection_folder: Path, durable: bool = True) -> None:
         self.folder = collection_folder / ORIGINALS_DIR
+        self.durable = durable  # sync each stored file and the folder's entry before returning
 
     def path(self, sha256: str) -> Path | None:
         """Where the original with this hash is, or None when it is not stored (or the hash is malformed)."""
@@ -58,8 +62,9 @@ class OriginalStore:
                 with tmp.open("wb") as handle:
                     handle.write(raw)
                     handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, self.folder / sha256)
+                    if self.durable:
+                        os.fsync(handle.fileno())
+                self._rename(tmp, sha256)
             finally:
                 tmp.unlink(missing_ok=True)
         return sha256
@@ -71,20 +76,31 @@ class OriginalStore:
         if self._reuse(sha256):
             return sha256
         if move:
+            if self.durable:
+                fsync_file(source)  # an upload streamed to .incoming/ was never synced
             try:
                 os.replace(source, self.folder / sha256)
-                return sha256
             except OSError:
                 pass  # another file system: copy instead
+            else:
+                if self.durable:
+                    fsync_dir(self.folder)
+                return sha256
         tmp = self._tmp_path()
         try:
             shutil.copyfile(source, tmp)
-            with tmp.open("rb+") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.folder / sha256)
+            if self.durable:
+                fsync_file(tmp)
+            self._rename(tmp, sha256)
         finally:
             tmp.unlink(missing_ok=True)
         return sha256
+
+    def _rename(self, path: Path, sha256: str) -> None:
+        """Move a complete file to its name; with `durable`, sync the folder so the name survives a power cut."""
+        os.replace(path, self.folder / sha256)
+        if self.durable:
+            fsync_dir(self.folder)
 
     def incoming(self) -> Path:
         """A fresh folder for one upload's temporary files, on the same disk as the store (so storing is a rename).
@@ -127,7 +143,10 @@ class OriginalStore:
     def _reuse(self, sha256: str) -> bool:
         """True when the file is stored already. Its time is refreshed, so a sweep that runs before the commit
         now naming it again (perhaps after a delete that left it unreferenced) keeps it."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if not self.folder.is_dir():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            if self.durable:
+                fsync_dir(self.folder.parent)  # files/ itself is a new name in the collection folder
         path = self.folder / sha256
         try:
             os.utime(path)

@@ -14,15 +14,18 @@ from citeqa.index.storage.segment_writer import DOCS_FILE, DOCS_TABLE, SegmentIn
 
 
 def merge_segments(
-    segments_dir: Path, parts: list[tuple[SegmentReader, np.ndarray]], check: Callable[[], None] = lambda: None
+    segments_dir: Path,
+    parts: list[tuple[SegmentReader, np.ndarray]],
+    check: Callable[[], None] = lambda: None,
+    durable: bool = True,
 ) -> SegmentInfo:
     """Write one segment holding the live documents of several, given as (reader, bool per local document).
 
     Everything is copied as arrays: tables renumbered, vectors and postings filtered, document rows copied from
     SQLite to SQLite. Nothing is parsed, embedded or tokenised again, and no per-document Python object is made,
     so a merge costs a pass over the data (plus the graph build for a large segment). `check` is called between
-    steps and may raise to stop the merge before anything is renamed into place."""
-    return staged(segments_dir, lambda folder, name: _merge(folder, name, parts, check))
+    steps and may raise to stop the merge before anything is renamed into place. `durable`: as in `staged`."""
+    return staged(segments_dir, lambda folder, name: _merge(folder, name, parts, check), durable)
 
 
 def _merge(folder: Path, name: str, parts: list[tuple[SegmentReader, np.ndarray]], check: Callable[[], None]) -> SegmentInfo:

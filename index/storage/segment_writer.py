@@ -31,6 +31,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from citeqa.index.storage.durable import fsync_dir, fsync_tree
 from citeqa.index.storage.hnsw import GRAPH_FILE, build_hnsw
 from citeqa.index.storage.postings import Postings
 from citeqa.index.text.chunking import Chunk
@@ -70,19 +71,26 @@ class SegmentInfo:
     doc_sources: list[str] = field(default_factory=list)
 
 
-def write_segment(segments_dir: Path, prepared: list[PreparedDocument], dimension: int) -> SegmentInfo:
+def write_segment(segments_dir: Path, prepared: list[PreparedDocument], dimension: int, durable: bool = True) -> SegmentInfo:
     """Write a new segment of freshly prepared documents."""
-    return staged(segments_dir, lambda folder, name: _write(folder, name, prepared, dimension))
+    return staged(segments_dir, lambda folder, name: _write(folder, name, prepared, dimension), durable)
 
 
-def staged(segments_dir: Path, build: Callable[[Path, str], SegmentInfo]) -> SegmentInfo:
-    """Build a segment folder under a temporary name and rename it into place once complete."""
+def staged(segments_dir: Path, build: Callable[[Path, str], SegmentInfo], durable: bool = True) -> SegmentInfo:
+    """Build a segment folder under a temporary name and rename it into place once complete.
+
+    With `durable`, the segment's files and folder are synced before the rename, and segments/ after it, so once
+    this returns a power cut cannot take back what the catalog commit that follows will name."""
     name = f"s-{uuid.uuid4().hex[:16]}"
     staging = segments_dir / f".tmp-{name}"
     staging.mkdir(parents=True)
     try:
         info = build(staging, name)
+        if durable:
+            fsync_tree(staging)
         os.replace(staging, segments_dir / name)
+        if durable:
+            fsync_dir(segments_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

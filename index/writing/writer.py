@@ -36,7 +36,7 @@ class Writer:
     @property
     def originals(self) -> OriginalStore:
         """The collection's original files (`<collection>/files/<sha256>`)."""
-        return OriginalStore(self.collection.folder)
+        return OriginalStore(self.collection.folder, self.collection.durable)
 
     def upsert(self, documents: list[Document], progress: Progress = NO_PROGRESS) -> WriteResult:
         """Add or replace documents in one commit. Splitting and embedding happen before the write lock is taken;
