@@ -6,16 +6,21 @@
     <collection>/segments/<name>/  immutable segments (see segment_writer.py)
     <collection>/write.lock        held (flock) by the one process writing (see write_lock.py)
     <collection>/files/<sha256>    the original files documents were parsed from (see originals.py)
+    <collection>/.backup-<id>/     a backup being taken: hard links to one generation's files (see backup.py)
 
 A write stages a segment folder, then commits in one SQLite transaction that attaches the segment, points the
 documents at it, records the old versions as deleted and bumps the generation. A killed writer leaves either the
 old state or the new one; a staged folder that no commit references is removed by the next writer. Readers open a
 snapshot of one generation and notice a newer one on their next query, whichever process committed it.
+
+Durable (the default): a segment's files and folder are synced before the commit names them, and the commit
+syncs the catalog's WAL, so a commit that returned survives a power cut (see durable.py, catalog.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import math
 import os
 import shutil
@@ -29,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from citeqa.index.progress import stop_if_asked
-from citeqa.index.storage.catalog import Catalog, DocumentRow, now
+from citeqa.index.storage.catalog import CATALOG_FILE, Catalog, DocumentRow, now
+from citeqa.index.storage.durable import fsync_dir, fsync_file
 from citeqa.index.storage.manifest import REBUILD_HINT, IndexConfig, IndexMismatchError, IndexMissingError, Manifest
 from citeqa.index.storage.originals import DEFAULT_GRACE_SECONDS, OriginalStore
 from citeqa.index.storage.segment_merge import merge_segments
@@ -45,9 +51,17 @@ from citeqa.index.text.lexical import LexicalSettings
 MANIFEST_FILE = "manifest.json"
 SEGMENTS_DIR = "segments"
 LOCK_FILE = "write.lock"
+# A backup stages hard links to one generation's files in `<collection>/.backup-<id>/` and holds a flock on the
+# STAGING_LOCK file inside it until it is done; a staging folder whose lock is free was left by a killed backup.
+STAGING_PREFIX = ".backup-"
+STAGING_LOCK = ".lock"
 # Log-structured merge policy: segments are grouped by size tier (powers of MERGE_FACTOR chunks); a tier holding
 # MERGE_FACTOR segments is merged into one, so a document is copied O(log n) times over its life.
 MERGE_FACTOR = 8
+
+
+class CollectionReplacedError(RuntimeError):
+    """The collection's folder was replaced (a restore, a rebuild) after this process opened it."""
 
 
 @dataclass
@@ -66,11 +80,15 @@ class WriteResult:
 class Collection:
     """The front door to one collection's storage. Thread-safe: readers share snapshots, writers queue."""
 
-    def __init__(self, folder: Path, manifest: Manifest) -> None:
+    def __init__(self, folder: Path, manifest: Manifest, durable: bool = True) -> None:
         self.folder = folder
         self.manifest = manifest
+        self.durable = durable  # fsync segments and originals before the commit that names them (CITEQA_DURABLE_WRITES)
         self.lexical = LexicalSettings(**manifest.config.lexical)
-        self.catalog = Catalog(folder)
+        # Which catalog file this process opened: a restore (or a rebuild) swaps in another folder under the same
+        # name, and a writer that still holds the old catalog must not commit into the one that was swapped out.
+        self._identity = _file_identity(folder / CATALOG_FILE)
+        self.catalog = Catalog(folder, durable)
         self._lock = WriteLock(folder / LOCK_FILE)
         self._snapshots = SnapshotCache(self.catalog, folder / SEGMENTS_DIR)
 
@@ -89,14 +107,14 @@ class Collection:
         return Manifest.read(folder / MANIFEST_FILE)
 
     @classmethod
-    def open(cls, folder: Path, expected: IndexConfig) -> Collection:
+    def open(cls, folder: Path, expected: IndexConfig, durable: bool = True) -> Collection:
         """Open an existing collection; refuse (IndexMismatchError) one built with other settings."""
         manifest = cls.read_manifest(folder)
         manifest.require_compatible(expected)
-        return cls(folder, manifest)
+        return cls(folder, manifest, durable)
 
     @classmethod
-    def create(cls, folder: Path, config: IndexConfig) -> Collection:
+    def create(cls, folder: Path, config: IndexConfig, durable: bool = True) -> Collection:
         """Create an empty collection (or open it, if another process just created one with the same settings)."""
         folder.mkdir(parents=True, exist_ok=True)
         with file_lock(folder / LOCK_FILE, timeout=60):
@@ -107,8 +125,14 @@ class Collection:
                 Catalog.create(folder)
                 tmp = folder / f".{MANIFEST_FILE}.tmp"
                 Manifest(config, built_at=now()).write(tmp)
+                if durable:
+                    fsync_file(folder / CATALOG_FILE)
+                    fsync_file(tmp)
                 os.replace(tmp, folder / MANIFEST_FILE)  # last: a folder with a manifest is a collection
-        return cls.open(folder, config)
+                if durable:
+                    fsync_dir(folder)
+                    fsync_dir(folder.parent)
+        return cls.open(folder, config, durable)
 
     @classmethod
     def remove(cls, folder: Path) -> None:
@@ -135,7 +159,7 @@ class Collection:
         raw term frequencies); this one is unchanged. Tokenising must be the index's own."""
         if replace(lexical, k1=self.lexical.k1, b=self.lexical.b) != self.lexical:
             raise ValueError("only BM25's k1 and b can change at query time; tokenising is the index's own")
-        view = Collection(self.folder, self.manifest)
+        view = Collection(self.folder, self.manifest, self.durable)
         view.lexical = lexical
         return view
 
@@ -203,8 +227,14 @@ class Collection:
 
     @contextlib.contextmanager
     def writing(self, timeout: float) -> Iterator[None]:
-        """The collection's one writer: a thread lock for this process, a file lock across processes."""
+        """The collection's one writer: a thread lock for this process, a file lock across processes. Refuses
+        (CollectionReplacedError) once the folder holds another catalog than the one this process opened."""
         with self._lock.held(timeout):
+            if _file_identity(self.folder / CATALOG_FILE) != self._identity:
+                raise CollectionReplacedError(
+                    f"the collection at {self.folder} was replaced (restored or rebuilt) after this process opened it; "
+                    "restart this process to write to it"
+                )
             yield
 
     def write(
@@ -237,17 +267,20 @@ class Collection:
             if not result.changed:
                 return result
             infos = [
-                write_segment(self.folder / SEGMENTS_DIR, batch, self.manifest.config.dimension) for batch in _batches(fresh)
+                write_segment(self.folder / SEGMENTS_DIR, batch, self.manifest.config.dimension, self.durable)
+                for batch in _batches(fresh)
             ]
             result.generation = self.catalog.commit(infos, sorted(removals))
         return result
 
     def _collect_garbage(self) -> None:
-        """Remove segment folders no commit references: staged by a killed writer, or merged away."""
+        """Remove segment folders no commit references (staged by a killed writer, or merged away), and backup
+        staging folders whose backup is gone (killed before it removed its own)."""
         referenced = self.catalog.segment_names()
         for entry in (self.folder / SEGMENTS_DIR).iterdir():
             if entry.name not in referenced:
                 shutil.rmtree(entry, ignore_errors=True)
+        remove_abandoned_staging(self.folder)
 
     # -- merging ----------------------------------------------------------------------------------
 
@@ -272,12 +305,38 @@ class Collection:
             stop_if_asked(stopping)
             segments = self.folder / SEGMENTS_DIR
             has_live = any(live.any() for _, live in parts)
-            infos = [merge_segments(segments, parts, lambda: stop_if_asked(stopping))] if has_live else []
+            infos = [merge_segments(segments, parts, lambda: stop_if_asked(stopping), self.durable)] if has_live else []
             stop_if_asked(stopping)
             self.catalog.commit(infos, [], dropped=chosen)
             self._collect_garbage()
             self.snapshot()  # open the merged segment here, in the background, rather than in the next search
             return len(chosen)
+
+
+def remove_abandoned_staging(folder: Path) -> None:
+    """Remove the collection's backup staging folders that no running backup holds. Call it under the write lock:
+    a backup creates its folder and locks it under that lock, so none is seen here unlocked while in use."""
+    for entry in folder.glob(f"{STAGING_PREFIX}*"):
+        lock_path = entry / STAGING_LOCK
+        try:
+            handle = lock_path.open("a+")  # created if the backup was killed before it made its lock
+        except OSError:
+            shutil.rmtree(entry, ignore_errors=True)
+            continue
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a backup is copying from it
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def _tier_to_merge(rows: list[tuple[str, int]]) -> list[str]:
