@@ -35,6 +35,24 @@ def check_name(name: str) -> str:
     return name
 
 
+def collection_folder(settings: Settings, name: str) -> Path:
+    """Where the collection `name` lives: `default` at CITEQA_INDEX_DIR, any other in `<home>/collections/<name>`."""
+    if name == DEFAULT_COLLECTION:
+        assert settings.index_dir is not None
+        return settings.index_dir
+    return settings.home / "collections" / check_name(name)
+
+
+def collection_names(settings: Settings) -> list[str]:
+    """The collections that exist in the data home, sorted."""
+    root = settings.home / "collections"
+    entries = root.iterdir() if root.is_dir() else iter(())
+    found = {p.name for p in entries if NAME_PATTERN.fullmatch(p.name) and Collection.exists(p)}
+    if Collection.exists(collection_folder(settings, DEFAULT_COLLECTION)):
+        found.add(DEFAULT_COLLECTION)
+    return sorted(found)
+
+
 class CollectionRegistry:
     def __init__(self, settings: Settings, embedder: Embedder, engine_settings: EngineSettings) -> None:
         self.settings = settings
@@ -44,10 +62,7 @@ class CollectionRegistry:
         self._lock = threading.Lock()
 
     def folder(self, name: str) -> Path:
-        if name == DEFAULT_COLLECTION:
-            assert self.settings.index_dir is not None
-            return self.settings.index_dir
-        return self.settings.home / "collections" / check_name(name)
+        return collection_folder(self.settings, name)
 
     def attach(self, name: str, engine: Engine) -> None:
         with self._lock:
@@ -75,15 +90,7 @@ class CollectionRegistry:
             return engine
 
     def names(self) -> list[str]:
-        root = self.settings.home / "collections"
-        found = (
-            {p.name for p in root.iterdir() if NAME_PATTERN.fullmatch(p.name) and Collection.exists(p)}
-            if root.is_dir()
-            else set()
-        )
-        if Collection.exists(self.folder(DEFAULT_COLLECTION)):
-            found.add(DEFAULT_COLLECTION)
-        return sorted(found)
+        return collection_names(self.settings)
 
     def create(self, name: str) -> Engine:
         folder = self.folder(check_name(name))
