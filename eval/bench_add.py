@@ -11,11 +11,16 @@ same searches with nothing changing (the part of a write's time that is the sear
 ratios with the CPU: writes should cost what they change, not what the collection holds. The two servers run in
 ABBA order (`--rounds 2`: seed, large, large, seed), each round on a fresh copy, and the figures pool the rounds, so
 neither index gains from going second.
+
+Then, in the same run, the seed index is served with durable writes on and off (CITEQA_DURABLE_WRITES, ABBA order
+again: on, off, off, on), and the p50s of the POST and of the add until found are printed side by side: what the
+fsync of each new segment and catalog commit costs a write. `--durability-only` runs just that part.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -65,9 +70,9 @@ class WriteTimes(TypedDict):
     search: list[float]  # ms of the same searches alone
 
 
-def time_writes(index_dir: Path, port: int, adds: int) -> WriteTimes:
+def time_writes(index_dir: Path, port: int, adds: int, env: dict[str, str] | None = None) -> WriteTimes:
     command = [sys.executable, "-m", "citeqa", "serve", "--index-dir", str(index_dir), "--port", str(port)]
-    server = Server(command, port)
+    server = Server(command, port, env=env)
     try:
         with httpx.Client(base_url=server.base, timeout=120) as client:
             documents = client.get("/v1/documents").json()["documents"]
@@ -124,16 +129,65 @@ def summary(figures: WriteTimes, key: Measure) -> tuple[float, float]:
     return statistics.median(values), percentile(values, 0.95)
 
 
+def scratch_root() -> Path:
+    return Path(tempfile.gettempdir())
+
+
+def file_system(path: Path) -> str:
+    """The type of the file system holding `path` (an fsync costs what the disk under it costs; tmpfs: nothing)."""
+    best = ("", "?")
+    for line in Path("/proc/mounts").read_text().splitlines() if Path("/proc/mounts").is_file() else []:
+        _, mount, kind = line.split()[:3]
+        if (path.as_posix() + "/").startswith(mount.rstrip("/") + "/") and len(mount) >= len(best[0]):
+            best = (mount, kind)
+    return best[1]
+
+
+def compare_durability(seed_folder: Path, port: int, adds: int, rounds: int) -> None:
+    """The seed index served with durable writes on and off, in ABBA order on fresh copies: POST and add p50s."""
+    modes = ["on", "off"]
+    order = [m for r in range(rounds) for m in (modes if r % 2 == 0 else modes[::-1])]
+    runs: dict[str, list[WriteTimes]] = {mode: [] for mode in modes}
+    with tempfile.TemporaryDirectory() as scratch:
+        for k, mode in enumerate(order):
+            copy = Path(scratch) / f"seed-{mode}-{k}"
+            shutil.copytree(seed_folder, copy)
+            env = os.environ | {"CITEQA_DURABLE_WRITES": "true" if mode == "on" else "false"}
+            runs[mode].append(time_writes(copy, port, adds, env))
+            shutil.rmtree(copy)
+    results = {mode: pooled(times) for mode, times in runs.items()}
+    print(f"\ndurable writes on and off, seed index ({adds} adds per run, {rounds} runs each in ABBA order; p50 ms)")
+    print(f"CPU: {cpu_name()}; file system of {scratch_root()}: {file_system(scratch_root())}")
+    print("| durable writes | POST | add until found | delete until gone |")
+    print("|---|---:|---:|---:|")
+    keys: list[Measure] = ["post", "add", "delete"]
+    for mode, figures in results.items():
+        cells = [f"{summary(figures, key)[0]:.1f}" for key in keys]
+        print(f"| {mode} | " + " | ".join(cells) + " |")
+    on, off = results["on"], results["off"]
+    ratios = [f"{summary(on, key)[0] / summary(off, key)[0]:.2f}x" for key in keys]
+    print("| on / off | " + " | ".join(ratios) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, required=True, help="a BEIR dataset to serve as the large index")
+    parser.add_argument("--dataset", type=Path, help="a BEIR dataset to serve as the large index")
     parser.add_argument("--adds", type=int, default=20)
     parser.add_argument("--port", type=int, default=8771)
     parser.add_argument("--rounds", type=int, default=2, help="ABBA rounds: each pairs a seed run with a large one")
+    parser.add_argument("--durability-only", action="store_true", help="only compare durable writes on and off")
     args = parser.parse_args()
+    if args.dataset is None and not args.durability_only:
+        parser.error("--dataset is needed (or --durability-only)")
     settings = Settings()
     engine_settings = settings.engine_settings()
     cache = default_cache_dir()
+    seed = cached_engine("bench-add-seed", load_folder(settings.corpus_dir).documents, engine_settings, cache)
+    seed_folder = seed.folder
+    seed.close()
+    if args.durability_only:
+        compare_durability(seed_folder, args.port, args.adds, args.rounds)
+        return
     dataset = load_beir(args.dataset)
     sources = {
         "seed": cached_engine("bench-add-seed", load_folder(settings.corpus_dir).documents, engine_settings, cache),
@@ -171,6 +225,7 @@ def main() -> None:
         print(f"| {name} | {figures['documents']} | {figures['chunks']} | " + " | ".join(cells) + " |")
     ratios = [f"{summary(large, key)[0] / summary(small, key)[0]:.2f}x" for _, key in columns]
     print(f"| {dataset.name} / seed, p50 | | | " + " | ".join(ratios) + " |")
+    compare_durability(folders["seed"], args.port, args.adds, args.rounds)
 
 
 if __name__ == "__main__":
