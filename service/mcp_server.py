@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from citeqa.index.engine import Engine
 from citeqa.service.limits import DEFAULT_LIMITS, Limits
+from citeqa.service.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, CursorError, decode_cursor, encode_cursor
 from citeqa.service.schemas.checks import not_blank
 from citeqa.service.schemas.documents import DocumentSummary
 from citeqa.service.schemas.questions import NumberedCitation, SearchResult
@@ -34,6 +35,8 @@ can be searched, and `get_document` with a character range to read the text arou
 
 CollectionName = Annotated[str, Field(min_length=1, description="which document collection to use")]
 Offset = Annotated[int | None, Field(ge=0, description="character offset into the document's text")]
+PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE, description=f"documents per page, 1-{MAX_PAGE_SIZE}")]
+Cursor = Annotated[str | None, Field(description="the next_cursor of the page before; omit it for the first page")]
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
@@ -54,7 +57,9 @@ class AskOutput(BaseModel):
 
 class DocumentListOutput(BaseModel):
     collection: str
-    documents: list[DocumentSummary]
+    documents: list[DocumentSummary] = Field(description="one page, in id order")
+    next_cursor: str | None = Field(description="pass it as cursor for the next page; null on the last page")
+    total: int = Field(description="how many documents the collection holds")
 
 
 class DocumentText(DocumentSummary):
@@ -128,11 +133,23 @@ def build_mcp_server(engine_for: EngineFor, answer_top_k: int = 5, limits: Limit
         )
 
     @server.tool(annotations=READ_ONLY)
-    def list_documents(collection: CollectionName = DEFAULT_COLLECTION) -> DocumentListOutput:
-        """List the documents that can be searched: id, title, source, chunk count and length in characters."""
+    def list_documents(
+        limit: PageSize = DEFAULT_PAGE_SIZE, cursor: Cursor = None, collection: CollectionName = DEFAULT_COLLECTION
+    ) -> DocumentListOutput:
+        """List the documents that can be searched, a page at a time in id order: id, title, source, chunk count
+        and length in characters. While next_cursor is not null, call again with cursor=next_cursor for more."""
         engine = _engine(engine_for, collection)
-        documents = [DocumentSummary.of(info) for info in engine.documents()]
-        return DocumentListOutput(collection=collection, documents=documents)
+        try:
+            after = None if cursor is None else decode_cursor(cursor)
+        except CursorError as exc:
+            raise ToolError(f"cursor: {exc}") from None
+        page = engine.documents_page(after, limit)
+        return DocumentListOutput(
+            collection=collection,
+            documents=[DocumentSummary.of(info) for info in page.documents],
+            next_cursor=None if page.next_after is None else encode_cursor(page.next_after),
+            total=page.total,
+        )
 
     @server.tool(annotations=READ_ONLY)
     def get_document(

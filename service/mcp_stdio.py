@@ -43,7 +43,7 @@ def serve_stdio(settings: Settings, progress: Progress = NO_PROGRESS, announce: 
     # The same registry the HTTP app uses: other collections in the data home open on first use.
     collections = CollectionRegistry(settings, engine.embedder, engine.settings)
     collections.attach(DEFAULT_COLLECTION, engine)
-    count = len(engine.documents())
+    count = engine.stats().documents
     print(f"citeqa mcp: serving {settings.index_dir} ({count} document{'' if count == 1 else 's'}) over stdio", file=sys.stderr)
     try:
         build_mcp_server(collections.get, settings.answer_top_k, Limits.of(settings)).run("stdio")
