@@ -237,6 +237,73 @@ $("new-chat").addEventListener("click", () => {
 
 $("close-source").addEventListener("click", () => { $("source").hidden = true; });
 
+// The document list, a page at a time (GET /v1/documents?limit=…&cursor=…): a collection may hold millions of
+// documents, so the list reads the first page when it is opened and the next one each time "More" is pressed.
+// The page size is 100, or ?page_size=N in the page's address (1-1000).
+const DOCUMENT_PAGE_SIZE = pageSize(new URLSearchParams(location.search).get("page_size"));
+const listing = { cursor: null, loaded: false, busy: false };
+
+function pageSize(asked) {
+  const size = Number(asked);
+  return asked && Number.isInteger(size) && size >= 1 && size <= 1000 ? size : 100;
+}
+
+function documentItem(doc) {
+  const item = element("li", { "data-id": doc.id });
+  const open = element("button", { type: "button", title: `${doc.source}, ${doc.characters} characters` }, doc.title || doc.id);
+  open.addEventListener("click", () => openDocument(doc.id));
+  item.append(open);
+  if (doc.title !== doc.id) item.append(element("span", { class: "doc-id" }, doc.id));
+  return item;
+}
+
+// Reads the next page (the first one, with reset) and appends it to the list.
+async function loadDocuments(reset = false) {
+  if (listing.busy) return;
+  listing.busy = true;
+  const more = $("more-documents");
+  more.disabled = true;
+  try {
+    if (reset) listing.cursor = null;
+    const query = new URLSearchParams({ limit: String(DOCUMENT_PAGE_SIZE) });
+    if (listing.cursor) query.set("cursor", listing.cursor);
+    const response = await apiFetch(`/v1/documents?${query}`);
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(body.error ? body.error.message : `HTTP ${response.status}`);
+    if (reset) $("document-list").textContent = "";
+    for (const doc of body.documents) $("document-list").append(documentItem(doc));
+    listing.cursor = body.next_cursor;
+    listing.loaded = true;
+    $("document-count").textContent = `(${body.total})`;
+    more.hidden = !body.next_cursor;
+  } catch (error) {
+    $("document-count").textContent = `(could not be listed: ${error.message})`;
+  } finally {
+    listing.busy = false;
+    more.disabled = false;
+  }
+}
+
+// Shows a whole document in the source pane, from the list (no quote to highlight).
+async function openDocument(docId) {
+  const response = await apiFetch(documentUrl(docId));
+  if (!response.ok) return showSourceError(`Could not open ${docId} (${response.status}).`);
+  const doc = await response.json();
+  documents.set(docId, doc);
+  $("source-title").textContent = doc.title;
+  $("source-meta").textContent = `${doc.source} · ${doc.characters} characters`;
+  const link = originalLink(doc, {});
+  if (link) $("source-meta").append(document.createTextNode(" · "), link);
+  $("source-text").textContent = doc.text;
+  $("source").hidden = false;
+  $("source-text").scrollTop = 0;
+}
+
+$("library").addEventListener("toggle", () => {
+  if ($("library").open && !listing.loaded) loadDocuments(true);
+});
+$("more-documents").addEventListener("click", () => loadDocuments());
+
 // Upload: the chosen files go in one multipart request as a job (wait=false); the job is polled until it ends.
 function showUpload(text, fraction) {
   $("upload-status").hidden = false;
@@ -271,6 +338,8 @@ async function upload(fileList) {
     job = await poll.json();
   }
   showUpload(job.error || describeJob(job), 1);
+  listing.loaded = false; // the list is read again from its first page, now or when it is next opened
+  if ($("library").open) loadDocuments(true);
   $("upload-status").classList.toggle("error", job.state === "failed" || job.files.some((f) => f.status === "failed"));
 }
 

@@ -5,6 +5,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -85,3 +86,38 @@ def test_ask_stream_and_open_the_cited_span(browser: webdriver.Chrome, server: s
     follow_up = browser.find_elements(By.CSS_SELECTOR, "li.assistant.done")[-1]
     assert "Searched for: What position does Shoygu hold?" in follow_up.text
     assert "Security Council" in follow_up.text
+
+
+def test_the_document_list_loads_page_by_page(browser: webdriver.Chrome, server: str) -> None:
+    notes = [f"notes/listed-{n}.md" for n in range(4)]
+    for doc_id in notes:
+        note = {"id": doc_id, "text": f"# Listed note {doc_id}\n\nThis note is here to fill the list."}
+        assert httpx.post(f"{server}/v1/documents", json=note, timeout=60).status_code == 201
+    try:
+        expected = [d["id"] for d in httpx.get(f"{server}/v1/documents", params={"limit": 1000}, timeout=30).json()["documents"]]
+        assert len(expected) == len(notes) + 1
+        browser.get(server + "/?page_size=2")  # five documents: pages of 2, 2 and 1
+        more = browser.find_element(By.ID, "more-documents")
+        browser.find_element(By.CSS_SELECTOR, "#library summary").click()
+
+        def listed() -> list[str]:
+            return [item.get_attribute("data-id") for item in browser.find_elements(By.CSS_SELECTOR, "#document-list li")]
+
+        WebDriverWait(browser, 20).until(lambda _: len(listed()) == 2 and more.is_displayed())
+        assert browser.find_element(By.ID, "document-count").text == f"({len(expected)})"
+        for shown in (4, 5):
+            more.click()
+            WebDriverWait(browser, 20).until(lambda _, shown=shown: len(listed()) == shown)
+        WebDriverWait(browser, 20).until(lambda _: not more.is_displayed())  # the last page: nothing more to ask for
+        assert listed() == expected
+        requests = browser.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name).filter(u => u.includes('/v1/documents?'))"
+        )
+        assert len(requests) == 3 and all("limit=2" in url for url in requests)
+
+        browser.find_element(By.CSS_SELECTOR, f"#document-list li[data-id='{notes[-1]}'] button").click()
+        WebDriverWait(browser, 20).until(ready.visibility_of_element_located((By.ID, "source")))
+        assert "This note is here to fill the list." in browser.find_element(By.ID, "source-text").text
+    finally:
+        for doc_id in notes:
+            httpx.delete(f"{server}/v1/documents/{doc_id}", timeout=60)
