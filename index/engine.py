@@ -23,6 +23,7 @@ from citeqa.index.ranking.head_ranker import HeadRanker
 from citeqa.index.ranking.quote_selector import QuoteSelector
 from citeqa.index.ranking.reader import Reader
 from citeqa.index.ranking.search import Hit, RetrievalSettings, Retriever, SearchMode
+from citeqa.index.storage.catalog import DocumentRow
 from citeqa.index.storage.collection import Collection, WriteResult
 from citeqa.index.storage.originals import OriginalStore
 from citeqa.index.storage.snapshot import Snapshot
@@ -45,6 +46,9 @@ class EngineSettings:
     quote_rerank_weight: float = 0.5
     rerank_depth: int = 20
     write_timeout: float = 60.0  # seconds a write waits for the collection's write lock
+    # Sync segments, original files and the catalog's commits to the disk before a write returns (survives a power
+    # cut); off trades that for faster writes (storage/durable.py, docs/storage.md "Durability").
+    durable_writes: bool = True
     learned_quotes: bool = True  # choose quotes with the learned selector (index/models/quote_model.json)
     # Re-score the head with the learned model (index/models/head_model.json); it reads the selector's probabilities, so it
     # needs learned_quotes. Off: fused score + quote_rerank_weight * quote score.
@@ -74,6 +78,16 @@ class DocumentInfo:
     chunks: int
     characters: int
     media_type: str | None = None  # of the file it was parsed from; None for text added as text
+
+
+@dataclass(frozen=True)
+class DocumentPage:
+    """One page of a listing in id order: its documents, the id the next page starts after (None on the last
+    page), and how many documents the collection holds."""
+
+    documents: list[DocumentInfo]
+    next_after: str | None
+    total: int
 
 
 @dataclass(frozen=True)
@@ -113,7 +127,7 @@ class Engine:
     def open(cls, folder: Path, settings: EngineSettings, embedder: Embedder | None = None) -> Engine:
         """Open the collection at folder; raises IndexMissingError / IndexMismatchError with a clear message."""
         embedder = (embedder or settings.embedder()).load()
-        return cls(Collection.open(folder, settings.index.config_for(embedder)), embedder, settings)
+        return cls(Collection.open(folder, settings.index.config_for(embedder), settings.durable_writes), embedder, settings)
 
     @classmethod
     def create(cls, folder: Path, settings: EngineSettings, embedder: Embedder | None = None, rebuild: bool = False) -> Engine:
@@ -123,7 +137,10 @@ class Engine:
         config = settings.index.config_for(embedder)
         if rebuild and Path(folder).exists():
             Collection.remove(folder)
-        collection = Collection.open(folder, config) if Collection.exists(folder) else Collection.create(folder, config)
+        durable = settings.durable_writes
+        collection = (
+            Collection.open(folder, config, durable) if Collection.exists(folder) else Collection.create(folder, config, durable)
+        )
         return cls(collection, embedder, settings)
 
     def variant(self, settings: EngineSettings) -> Engine:
@@ -173,10 +190,27 @@ class Engine:
         return self.collection.chunks(doc_id)
 
     def documents(self) -> list[DocumentInfo]:
-        """Every document, sorted by id (titles and sizes come from each document's segment)."""
+        """Every document, sorted by id (for callers that need them all; a listing served to clients pages with
+        `documents_page`)."""
+        return self._infos(self.collection.documents())
+
+    def documents_page(self, after: str | None, limit: int) -> DocumentPage:
+        """Up to `limit` documents whose ids sort after `after` (from the first when None), in id order; reads
+        only those documents, however many the collection holds. `DocumentPage.next_after` is where the next page
+        starts, None on the last page."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        rows, total = self.collection.catalog.document_page(after, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return DocumentPage(self._infos(rows), rows[-1].id if more else None, total)
+
+    def _infos(self, rows: list[DocumentRow]) -> list[DocumentInfo]:
+        """What a listing says of each row's document (titles and sizes come from its segment); a document
+        removed since its row was read is left out."""
         snapshot = self.collection.snapshot()
         listing = []
-        for row in self.collection.documents():
+        for row in rows:
             reader = snapshot.reader(row.segment)
             document = reader.document(row.local) if reader else self.collection.document(row.id)
             if document is not None:

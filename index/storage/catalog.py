@@ -59,10 +59,14 @@ class CatalogState:
 class Catalog:
     """The catalog of one collection, shared by the threads of a process (one connection, one lock)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, durable: bool = True) -> None:
         self._db = sqlite3.connect(folder / CATALOG_FILE, check_same_thread=False, isolation_level=None, timeout=60)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        # Every commit (writes and merges alike) goes through this one connection. In WAL mode, synchronous=FULL
+        # syncs the WAL at each commit, so a commit that has returned survives a power cut, not only a crash of the
+        # process (SQLite's documentation of PRAGMA synchronous); NORMAL stays consistent but may lose the last
+        # commits to a power cut. Not durable (CITEQA_DURABLE_WRITES=false) trades that for fewer fsyncs.
+        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self._lock = threading.Lock()
 
     @staticmethod
@@ -107,6 +111,24 @@ class Catalog:
 
     def documents(self) -> list[DocumentRow]:
         return [DocumentRow(*row) for row in self.query("SELECT * FROM documents ORDER BY id")]
+
+    def document_page(self, after: str | None, limit: int) -> tuple[list[DocumentRow], int]:
+        """Up to `limit` live documents whose ids sort after `after` (from the first when None), in id order, and
+        how many live documents there are, read in one transaction. Keyset paging on the primary key: each page
+        reads only its own rows, and a page that starts after the previous page's last id neither repeats nor
+        skips a document that stayed put, whatever was added or removed in between."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                if after is None:
+                    rows = self._db.execute("SELECT * FROM documents ORDER BY id LIMIT ?", (limit,)).fetchall()
+                else:
+                    query = "SELECT * FROM documents WHERE id > ? ORDER BY id LIMIT ?"
+                    rows = self._db.execute(query, (after, limit)).fetchall()
+                total = int(self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+            finally:
+                self._db.execute("COMMIT")
+        return [DocumentRow(*row) for row in rows], total
 
     def document_row(self, doc_id: str) -> DocumentRow | None:
         rows = self.query("SELECT * FROM documents WHERE id = ?", (doc_id,))
