@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import textwrap
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from pydantic import ValidationError
 
 from citeqa import __version__
 from citeqa.index.ranking.search import SearchMode
+from citeqa.index.storage.backup import BackupError
 from citeqa.index.storage.manifest import IndexMismatchError, IndexMissingError
 from citeqa.index.storage.write_lock import WriterBusyError
 from citeqa.index.text.documents import DocumentError
@@ -25,7 +27,15 @@ if TYPE_CHECKING:
 
     from citeqa.index.engine import Engine
 
-USER_ERRORS = (DocumentError, IndexMismatchError, IndexMissingError, FileNotFoundError, KeyConfigError, WriterBusyError)
+USER_ERRORS = (
+    DocumentError,
+    IndexMismatchError,
+    IndexMissingError,
+    FileNotFoundError,
+    KeyConfigError,
+    WriterBusyError,
+    BackupError,
+)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -107,6 +117,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings.host = args.host or settings.host
     settings.port = args.port or settings.port
     settings.insecure = args.insecure or settings.insecure
+    settings.workers = args.workers or settings.workers
     # Before the model loads: a refusal should be immediate.
     from citeqa.service.surface import refuse_to_serve, serving_notes
 
@@ -116,18 +127,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     for note in serving_notes(settings):
         print(f"citeqa: {note}", file=sys.stderr)
-    # A mismatched index fails here, with a clear message.
+    # A mismatched index fails here, with a clear message; workers only open what the parent built.
     engine = open_or_build(settings, TerminalProgress(), announce=_say)
     stats = engine.stats()
     counts = f"{stats.documents} documents, {stats.chunks} chunks"
-    print(f"citeqa: {counts}; chat page http://{settings.host}:{settings.port}/ , API docs at /docs", file=sys.stderr)
+    workers = settings.server_workers()
+    print(
+        f"citeqa: {counts}; {workers} worker{'s' * (workers > 1)}; chat page http://{settings.host}:{settings.port}/ ,"
+        " API docs at /docs",
+        file=sys.stderr,
+    )
+    from citeqa.index.models.onnx_encoder import available_cores
     from citeqa.service.observability import configure_access_log
-
-    app = create_app(settings, engine)
-    from citeqa.service.server import serve
+    from citeqa.service.server import serve, serve_workers
 
     configure_access_log()  # one JSON line per request replaces uvicorn's access log (which prints query strings)
-    serve(app, settings.host, settings.port)
+    if workers == 1:
+        serve(create_app(settings, engine), settings.host, settings.port)
+        return 0
+    engine.close()  # each worker loads its own model and opens the index itself
+    if settings.threads is None:
+        # The cores shared out: two workers of one thread each served 10% more requests under load than two of two
+        # threads each on two cores (docs/benchmarks.md, "Workers"); OpenMP (faiss) takes the same share.
+        settings.threads = max(1, available_cores() // workers)
+        os.environ.setdefault("OMP_NUM_THREADS", str(settings.threads))
+    settings.export_to_environment()  # a worker is a fresh process: it reads its settings from there
+    serve_workers(settings.host, settings.port, workers)
     return 0
 
 
@@ -205,6 +230,86 @@ def cmd_compact(args: argparse.Namespace) -> int:
     return 0
 
 
+def _collection_folder(settings: Settings, name: str) -> Path:
+    from citeqa.service.collections import collection_folder
+
+    try:
+        return collection_folder(settings, name)
+    except ValueError as exc:  # not a valid collection name
+        raise BackupError(str(exc)) from None
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Copy collections, each at one generation, to DEST/<name>/, while a server may keep serving and writing."""
+    import time
+
+    from citeqa.index.storage.backup import backup_collection
+    from citeqa.index.storage.collection import Collection
+    from citeqa.service.collections import collection_names
+
+    settings = _settings(args)
+    names = [args.collection] if args.collection else collection_names(settings)
+    if not names:
+        raise IndexMissingError(f"no collections in {settings.home}; nothing to back up")
+    dest = Path(args.dest)
+    for name in names:
+        folder = _collection_folder(settings, name)
+        collection = Collection(folder, Collection.read_manifest(folder), durable=settings.durable_writes)
+        try:
+            started = time.perf_counter()
+            info = backup_collection(collection, name, dest, timeout=settings.write_timeout)
+            seconds = time.perf_counter() - started
+        finally:
+            collection.close()
+        print(
+            f"backed up {name} at generation {info.generation}: {info.documents} documents, {len(info.segments)} "
+            f"segment{'' if len(info.segments) == 1 else 's'}, {info.total_bytes / 2**20:.1f} MiB -> {dest / name} "
+            f"in {seconds:.1f}s (write lock held {info.lock_ms:.0f} ms)"
+        )
+        for sha in info.missing_originals:
+            _say(f"citeqa: warning: {name}: the original file {sha} is named by a document but was not stored")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Restore backups taken by `citeqa backup` into the data home."""
+    from citeqa.index.storage.backup import backups_in, check_compatible, is_backup, restore_collection
+    from citeqa.index.storage.collection import Collection
+
+    settings = _settings(args)
+    source = Path(args.source)
+    if not source.is_dir():
+        raise BackupError(f"no such folder: {source}")
+    found = backups_in(source)
+    if not found:
+        raise BackupError(f"no citeqa backup at {source} (a collection's backup folder holds a backup.json)")
+    if args.collection and is_backup(source):
+        plan = {args.collection: source}  # one collection's backup, restored under the name asked for
+    elif args.collection:
+        if args.collection not in found:
+            raise BackupError(f"{source} holds no backup of {args.collection!r} (it holds: {', '.join(sorted(found))})")
+        plan = {args.collection: found[args.collection]}
+    else:
+        plan = found
+    targets = {name: _collection_folder(settings, name) for name in plan}
+    for name, target in targets.items():  # refuse before the model loads, and before anything is copied
+        if Collection.exists(target) and not args.replace:
+            raise BackupError(f"collection {name!r} exists at {target}; pass --replace to replace it with the backup")
+    engine_settings = settings.engine_settings()
+    expected = engine_settings.index.config_for(engine_settings.embedder().load())
+    for backup in plan.values():
+        check_compatible(backup, expected)
+    for name, backup in plan.items():
+        replaced = Collection.exists(targets[name])
+        info = restore_collection(
+            backup, targets[name], expected, replace=args.replace, timeout=settings.write_timeout, durable=settings.durable_writes
+        )
+        print(f"restored {name} at generation {info.generation} ({info.documents} documents) from {backup} -> {targets[name]}")
+        if replaced:
+            _say(f"citeqa: {name} was replaced: restart any server that had it open (until then it serves the old contents)")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from citeqa.eval.runner import run_from_args
 
@@ -233,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="default 127.0.0.1 (CITEQA_HOST)")
     serve.add_argument("--port", type=int, help="default 8000 (CITEQA_PORT)")
     serve.add_argument("--corpus", dest="path", help="corpus folder to build from when there is no index")
+    serve.add_argument("--workers", type=int, help="server processes on one data home; default one per core (CITEQA_WORKERS)")
     serve.add_argument("--insecure", action="store_true", help="allow a non-loopback --host without API keys (CITEQA_INSECURE)")
 
     keys = add("keys", cmd_keys, "manage API keys (stored as sha256 hashes in CITEQA_API_KEYS_FILE)")
@@ -246,6 +352,17 @@ def build_parser() -> argparse.ArgumentParser:
     key_remove.add_argument("hash", help="at least the first 8 hex digits of the hash, as `keys list` shows")
 
     add("compact", cmd_compact, "merge the collection's segments into one, in one commit (drops deleted documents' data)")
+
+    backup = add("backup", cmd_backup, "copy collections, each at one generation, to DEST/<name>/ (a server may keep writing)")
+    backup.add_argument("dest", metavar="DEST", help="folder to write the backups in")
+    backup.add_argument("--collection", metavar="NAME", help="only this collection (default: every collection in the data home)")
+
+    restore = add("restore", cmd_restore, "restore backups taken by `citeqa backup` into the data home")
+    restore.add_argument("source", metavar="SRC", help="a collection's backup folder, or a folder of them (a backup's DEST)")
+    restore.add_argument(
+        "--collection", metavar="NAME", help="restore only this one (from a folder of backups), or under this name (from one)"
+    )
+    restore.add_argument("--replace", action="store_true", help="replace an existing collection of that name")
 
     mcp = add("mcp", cmd_mcp, "serve MCP tools (search, ask, documents) over stdio, for agents and desktop clients")
     mcp.add_argument("--corpus", dest="path", help="corpus folder to build from when there is no index")

@@ -10,7 +10,11 @@ Unless --no-floor, the same run measures the floor (eval/floor.py: sentence-tran
 one FastAPI route, dense only, whole passages) the same way and prints each citeqa figure with its ratio to the
 floor's: ingestion passages/s, p50 of the sequential queries, requests/s with `--clients` concurrent clients for
 `--seconds` seconds (distinct queries, never the timed or warm-up ones, so no query cache is hit), start-up time
-(process start to a 200 from /readyz) and the server's resident memory (at ready, and its peak after the load).
+(process start to a 200 from /readyz) and the server's resident memory (at ready, and its peak after the load;
+with several workers, summed over the supervisor and its workers).
+
+citeqa is served with each count of `--workers` in turn (default 1 and 2), so the effect of a second process is
+a ratio from one run; the floor table shows the last count (the default of `citeqa serve` on two cores).
 """
 
 from __future__ import annotations
@@ -67,9 +71,29 @@ def cpu_name() -> str:
 
 
 def memory_mib(pid: int) -> dict[str, float]:
-    """Resident memory now (VmRSS) and at its peak (VmHWM), MiB."""
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    return {key: int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM")}
+    """Resident memory now (VmRSS) and at its peak (VmHWM), MiB, of the process and its descendants (a server's
+    workers) added up."""
+    total = {"VmRSS": 0.0, "VmHWM": 0.0}
+    for member in _process_tree(pid):
+        try:
+            lines = Path(f"/proc/{member}/status").read_text().splitlines()
+        except FileNotFoundError:  # ended meanwhile
+            continue
+        fields = dict(line.split(":", 1) for line in lines if ":" in line)
+        for key in total:
+            total[key] += int(fields[key].split()[0]) / 1024
+    return total
+
+
+def _process_tree(pid: int) -> list[int]:
+    found, pending = [], [pid]
+    while pending:
+        member = pending.pop()
+        found.append(member)
+        children = Path(f"/proc/{member}/task/{member}/children")
+        if children.is_file():
+            pending += [int(child) for child in children.read_text().split()]
+    return found
 
 
 class Server:
@@ -112,19 +136,28 @@ def concurrent_rate(base: str, request, queries: list[str], clients: int, second
     async def run() -> dict[str, float]:
         counter = itertools.count()
         done, failed = [0], [0]
+        latencies: list[float] = []
         limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
         async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
             deadline = time.perf_counter() + seconds
 
             async def one_client() -> None:
                 while time.perf_counter() < deadline:
+                    tick = time.perf_counter()
                     response = await request(client, queries[next(counter) % len(queries)])
+                    latencies.append((time.perf_counter() - tick) * 1000)
                     (done if response.status_code == 200 else failed)[0] += 1
 
             started = time.perf_counter()
             await asyncio.gather(*(one_client() for _ in range(clients)))
             elapsed = time.perf_counter() - started
-        return {"requests": done[0], "failed": failed[0], "seconds": elapsed, "per_second": done[0] / elapsed}
+        return {
+            "requests": done[0],
+            "failed": failed[0],
+            "seconds": elapsed,
+            "per_second": done[0] / elapsed,
+            "p50_ms": statistics.median(latencies),
+        }
 
     return asyncio.run(run())
 
@@ -195,6 +228,20 @@ def print_floor_table(citeqa: ServerFigures, floor: dict[str, Any], clients: int
         print(f"| {name} | {shape.format(mine)} | {shape.format(theirs)} | {mine / theirs:.2f} |")
 
 
+def print_workers_table(by_workers: dict[int, ServerFigures], floor: dict[str, Any] | None, clients: int, cpu: str) -> None:
+    print(f"\n`citeqa serve --workers N`, {clients} concurrent clients; {cpu}")
+    print("| workers | requests/s | / floor | failed | p50 ms under the load | p50 ms, one client | RSS at ready, MiB |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for count, figures in by_workers.items():
+        rate = figures["concurrent"]["per_second"]
+        against = f"{rate / floor['concurrent']['per_second']:.2f}" if floor else "-"
+        print(
+            f"| {count} | {rate:.1f} | {against} | {figures['concurrent']['failed']:.0f} "
+            f"| {figures['concurrent']['p50_ms']:.1f} | {figures['p50_ms']:.1f} "
+            f"| {figures['rss_ready_mib']:.0f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, required=True)
@@ -205,8 +252,10 @@ def main() -> None:
     parser.add_argument("--no-floor", action="store_true", help="skip the floor server")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients for the requests/s figure")
     parser.add_argument("--seconds", type=float, default=15.0, help="how long the concurrent clients run")
+    parser.add_argument("--workers", default="1,2", help="comma-separated counts of `citeqa serve --workers` to measure, in turn")
     parser.add_argument("--output", type=Path, help="write every figure here as JSON")
     args = parser.parse_args()
+    worker_counts = [int(count) for count in args.workers.split(",")]
 
     settings = Settings()
     dataset = load_beir(args.dataset)
@@ -243,13 +292,17 @@ def main() -> None:
         engine.close()
         del engine, embedder  # the server runs in its own process; this one's model would only compete for memory
         env = os.environ | {"CITEQA_INDEX_DIR": str(index_dir)}
-        server = Server([sys.executable, "-m", "citeqa", "serve", "--port", str(args.port)], args.port, env)
-        try:
-            mine = measure_server(server, args.top_k, False, queries, warm_up, spare, args)
-        finally:
-            server.stop()
-        mine["passages_per_s"] = len(documents) / build_seconds
-        over_http = mine.pop("sequential")
+        by_workers: dict[int, ServerFigures] = {}
+        for workers in worker_counts:
+            command = [sys.executable, "-m", "citeqa", "serve", "--port", str(args.port), "--workers", str(workers)]
+            server = Server(command, args.port, env)
+            try:
+                by_workers[workers] = measure_server(server, args.top_k, False, queries, warm_up, spare, args)
+            finally:
+                server.stop()
+            by_workers[workers]["passages_per_s"] = len(documents) / build_seconds
+        mine = by_workers[worker_counts[-1]]
+        over_http = mine["sequential"]
         floor = None
         if not args.no_floor:
             floor_dir = Path(folder) / "floor"
@@ -270,11 +323,16 @@ def main() -> None:
         print(f"| {name} | {statistics.median(values):.1f} | {percentile(values, 0.95):.1f} | {statistics.mean(values):.1f} |")
     print(f"HTTP / in-process median ratio: {statistics.median(over_http) / statistics.median(in_process):.2f}")
     cpu = cpu_name()
+    for served in by_workers.values():
+        served.pop("sequential")
+    print_workers_table(by_workers, floor, args.clients, cpu)
     if floor is not None:
-        print(f"\nciteqa against the floor (sentence-transformers + FAISS IndexFlatIP, dense, whole passages); {cpu}")
+        print(f"\nciteqa ({worker_counts[-1]} workers) against the floor (sentence-transformers + FAISS IndexFlatIP, dense,")
+        print(f"whole passages); {cpu}")
         print_floor_table(mine, floor, args.clients, args.seconds)
     if args.output:
         figures = {"dataset": dataset.name, "cpu": cpu, "encoder": encoder_id, "citeqa": mine, "floor": floor}
+        figures["by_workers"] = {str(count): values for count, values in by_workers.items()}
         figures["in_process"] = {"p50_ms": statistics.median(in_process), "p95_ms": percentile(in_process, 0.95)}
         args.output.write_text(json.dumps(figures, indent=2), encoding="utf-8")
 

@@ -46,6 +46,7 @@ class EngineSettings:
     quote_rerank_weight: float = 0.5
     rerank_depth: int = 20
     write_timeout: float = 60.0  # seconds a write waits for the collection's write lock
+    threads: int | None = None  # threads the encoder and the reader use per call; None: every core of the process
     # Sync segments, original files and the catalog's commits to the disk before a write returns (survives a power
     # cut); off trades that for faster writes (storage/durable.py, docs/storage.md "Durability").
     durable_writes: bool = True
@@ -64,7 +65,7 @@ class EngineSettings:
     def embedder(self) -> Embedder:
         """An (unloaded) Embedder for these settings' model, encoder and batch size: the only way the service, the
         CLI and eval build one, so every writer of a collection embeds as its readers do."""
-        return Embedder(self.model, self.batch_size, encoder=self.encoder, models_dir=self.models_dir)
+        return Embedder(self.model, self.batch_size, encoder=self.encoder, models_dir=self.models_dir, threads=self.threads)
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class Engine:
         self.writer = Writer(collection, self.preparer, settings.write_timeout)
         self.selector = QuoteSelector.load() if settings.learned_quotes else None
         self.head_ranker = HeadRanker.load() if settings.learned_ranking and settings.learned_quotes else None
-        self.reader = Reader() if settings.reader_depth > 0 and settings.learned_quotes else None
+        self.reader = Reader(threads=settings.threads) if settings.reader_depth > 0 and settings.learned_quotes else None
 
     @classmethod
     def open(cls, folder: Path, settings: EngineSettings, embedder: Embedder | None = None) -> Engine:

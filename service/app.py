@@ -12,14 +12,20 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 
 from citeqa.index.engine import Engine
+from citeqa.index.progress import Progress
+from citeqa.index.writing.ingest import IncomingFile, IngestReport
 from citeqa.service.collections import CollectionRegistry
 from citeqa.service.deps import collection_name
 from citeqa.service.errors import install_error_handlers
 from citeqa.service.indexing import open_or_build
-from citeqa.service.jobs import JobBoard
+from citeqa.service.job_model import Job
+from citeqa.service.job_store import JOBS_DIR, JobStore, Retention
+from citeqa.service.jobs import JobBoard, JobRunner
+from citeqa.service.library import UPLOAD_SOURCE
 from citeqa.service.limits import Limits
 from citeqa.service.mcp_http import McpEndpoint
 from citeqa.service.routers import chat, collections, documents, health, jobs, search, web
+from citeqa.service.server import chain_stop_signals
 from citeqa.service.surface import install_http_surface
 from citeqa.settings import DEFAULT_COLLECTION, Settings
 
@@ -37,6 +43,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         # KeyError for an unknown collection, ValueError for an invalid name.
         return app.state.collections.get(collection)
 
+    def run_upload_job(job: Job, files: list[IncomingFile], progress: Progress) -> IngestReport:
+        return engine_for(job.collection).ingest_files(files, UPLOAD_SOURCE, settings.parse_limits(), progress)
+
     mcp = McpEndpoint(engine_for, answer_top_k=settings.answer_top_k, host=settings.host, limits=Limits.of(settings))
 
     @asynccontextmanager
@@ -47,8 +56,16 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         registry.attach(DEFAULT_COLLECTION, default)
         app.state.engine, app.state.collections = default, registry
         app.state.stopping.clear()  # this app may have been started and stopped before (tests do)
-        # One worker runs upload jobs; stopping it stops the running job before its commit (service/jobs.py).
-        app.state.jobs = JobBoard(kept=settings.jobs_kept, max_queued=settings.max_queued_jobs, stopping=app.state.stopping)
+        chain_stop_signals(app.state.stopping)  # set on SIGTERM before requests drain (service/server.py)
+        # Jobs live in the data home, shared by every process serving it; this process's runner runs them when it
+        # holds the runner lock, and a stop puts its running job back in the queue (service/jobs.py).
+        store = JobStore(
+            settings.home / JOBS_DIR,
+            Retention(kept=settings.jobs_kept, seconds=settings.jobs_kept_days * 86400),
+            max_queued=settings.max_queued_jobs,
+        )
+        runner = JobRunner(store, run_upload_job, app.state.stopping, max_attempts=settings.job_attempts)
+        app.state.jobs = JobBoard(store, runner)
         app.state.jobs.start()
         try:
             async with mcp.running():  # MCP sessions need the SDK's task group, which lives as long as the app

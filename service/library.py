@@ -19,6 +19,8 @@ from citeqa.index.writing.ingest import IngestReport
 from citeqa.service.errors import ApiError
 from citeqa.service.schemas.documents import DocumentDetail, DocumentSummary, OriginalFile, UploadedFile, UploadResult
 
+UPLOAD_SOURCE = "upload/"  # the source of an uploaded document: "upload/<id>"
+
 
 def upsert_document(engine: Engine, doc_id: str, text: str, progress: Progress = NO_PROGRESS) -> str:
     """Add or replace one document; returns 'added', 'updated' or 'unchanged'."""

@@ -2,8 +2,11 @@
 
 The SDK's session manager owns a task group that must be running before the first request and can run
 only once; `McpEndpoint.running()` starts a fresh one inside the app's lifespan, so the same app can be
-started again (tests do). Both /mcp and /mcp/ are routed here directly: a trailing-slash redirect would
-otherwise bounce clients configured either way, and behind a proxy it points at the wrong scheme or host.
+started again (tests do). Sessions are off (the SDK's stateless mode): every request stands alone, so whichever
+worker of `citeqa serve --workers N` receives it can answer it; the tools keep no state between calls anyway.
+
+Both /mcp and /mcp/ are routed here directly: a trailing-slash redirect would otherwise bounce clients configured
+either way, and behind a proxy it points at the wrong scheme or host.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ class McpEndpoint:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """Serve MCP sessions until the block ends; enter it inside the app's lifespan."""
-        self.server.streamable_http_app(streamable_http_path=MCP_PATH, host=self._host)  # makes a new session manager
+        # Makes a new session manager, stateless (see the module notes).
+        self.server.streamable_http_app(streamable_http_path=MCP_PATH, host=self._host, stateless_http=True)
         manager = self.server.session_manager
         async with manager.run():
             self._manager = manager

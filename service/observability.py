@@ -1,17 +1,22 @@
 """Request ids, one JSON log line per request, Prometheus metrics, and a last-resort 500.
 
 Every request gets an id (the client's `X-Request-ID` when it is sane, else a new one), echoed in the reply and
-in its log line: `{"request_id", "method", "route", "status", "ms"}`. The line names the route template, never
-the path's values, the query string, a header or the body, so no key, question or document text is logged.
+in its log line: `{"request_id", "method", "route", "status", "ms", "worker"}` (the worker is the process id that
+answered). The line names the route template, never the path's values, the query string, a header or the body,
+so no key, question or document text is logged.
 
 Metrics live in a registry of the app's own (tests build many apps in one process); the encoder's time is the
-process's (one model per process), observed through index.embedding's hook and shown by every app.
+process's (one model per process), observed through index.embedding's hook and shown by every app. Under
+`citeqa serve --workers N`, prometheus_client's multiprocess mode keeps each process's counts in files
+(PROMETHEUS_MULTIPROC_DIR, set by service/server.py) and a scrape of any worker adds them all up; the index and job
+gauges are read from disk at scrape time, so every worker reports the same.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -21,7 +26,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.datastructures import Headers, MutableHeaders
@@ -30,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from citeqa.index.models.embedding import EMBED_OBSERVERS
 from citeqa.service.errors import internal_error
 from citeqa.service.route_table import route_table
+from citeqa.service.server import METRICS_DIR_VARIABLE
 from citeqa.settings import DEFAULT_COLLECTION
 
 log = logging.getLogger("citeqa")
@@ -95,7 +101,7 @@ class _IndexSizeCollector(Collector):
 
 
 class _JobsCollector(Collector):
-    """Upload jobs by state, the files of unfinished jobs by stage, and jobs ended since the server started."""
+    """Upload jobs by state, the files of unfinished jobs by stage, and jobs ended (all read from the job store)."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
@@ -105,7 +111,7 @@ class _JobsCollector(Collector):
         if board is None:  # not started yet, or stopped
             return
         summary = board.summary()
-        jobs = GaugeMetricFamily("citeqa_jobs", "Upload jobs on the board, by state", labels=["state"])
+        jobs = GaugeMetricFamily("citeqa_jobs", "Upload jobs kept in the data home, by state", labels=["state"])
         for state, count in summary.jobs.items():
             jobs.add_metric([state], count)
         files = GaugeMetricFamily(
@@ -113,7 +119,7 @@ class _JobsCollector(Collector):
         )
         for stage, count in summary.files_in_flight.items():
             files.add_metric([stage.value], count)
-        ended = CounterMetricFamily("citeqa_jobs_ended", "Upload jobs ended since the server started", labels=["state"])
+        ended = CounterMetricFamily("citeqa_jobs_ended", "Upload jobs ended in this data home", labels=["state"])
         for state, count in summary.ended.items():
             ended.add_metric([state], count)
         yield jobs
@@ -129,16 +135,26 @@ class Metrics:
         self.latency = Histogram(
             "citeqa_http_request_duration_seconds", "Time to answer an HTTP request", labels, registry=self.registry
         )
-        self.registry.register(_IndexSizeCollector(app))
-        self.registry.register(_JobsCollector(app))
-        self.registry.register(_EncoderCollector())
+        self._from_disk = (_IndexSizeCollector(app), _JobsCollector(app))
+        for collector in (*self._from_disk, _EncoderCollector()):
+            self.registry.register(collector)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route, str(status)).observe(seconds)
 
     def render(self) -> Response:
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(self._scraped()), media_type=CONTENT_TYPE_LATEST)
+
+    def _scraped(self) -> CollectorRegistry:
+        """This app's registry; with several workers, a fresh one that gathers every worker's files instead."""
+        if not os.environ.get(METRICS_DIR_VARIABLE):
+            return self.registry
+        gathered = CollectorRegistry()
+        multiprocess.MultiProcessCollector(gathered)
+        for collector in self._from_disk:
+            gathered.register(collector)
+        return gathered
 
 
 def request_id_of(scope: Scope) -> str:
@@ -185,7 +201,7 @@ class RequestContextMiddleware:
             route = route_table(self.fastapi_app).template(method, scope["path"]) or UNROUTED
             self.metrics.observe(method, route, status, seconds)
             line = {"request_id": request_id, "method": method, "route": route, "status": status}
-            access_log.info(json.dumps(line | {"ms": round(seconds * 1000, 2)}))
+            access_log.info(json.dumps(line | {"ms": round(seconds * 1000, 2), "worker": os.getpid()}))
 
 
 def configure_access_log() -> None:

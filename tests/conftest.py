@@ -25,6 +25,8 @@ os.environ["CITEQA_HOME"] = tempfile.mkdtemp(prefix="citeqa-test-home-")
 atexit.register(shutil.rmtree, os.environ["CITEQA_HOME"], ignore_errors=True)
 # One ONNX export of the model for the whole run, shared by every process, also those given a home of their own.
 os.environ["CITEQA_MODELS_DIR"] = str(Path(os.environ["CITEQA_HOME"]) / "models")
+# A served test runs one process (one model load) unless it asks for more: the tests of several workers say so.
+os.environ.setdefault("CITEQA_WORKERS", "1")
 # TestClient sends `Host: testserver`; a server answers only to the host names it knows (service/hosts.py).
 os.environ.setdefault("CITEQA_ALLOWED_HOSTS", "testserver")
 

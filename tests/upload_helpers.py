@@ -20,7 +20,9 @@ from tests.conftest import SEEDS
 
 @contextmanager
 def upload_app(index_dir: Path, embedder: Embedder, **overrides: object) -> Iterator[TestClient]:
-    """An app over a fresh index of the seed document, with settings overrides (limits, job threshold)."""
+    """An app over a fresh index of the seed document, with settings overrides (limits, job threshold). Its data
+    home (where jobs live) is its own, beside the index."""
+    overrides.setdefault("home", index_dir.parent / "home")
     settings = Settings(corpus_dir=SEEDS, index_dir=index_dir, **overrides)
     engine = Engine.create(index_dir, settings.engine_settings(), embedder)
     build_from_corpus(settings, engine=engine)

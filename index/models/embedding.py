@@ -80,7 +80,9 @@ class Embedder:
         encoder: str = DEFAULT_ENCODER,
         models_dir: Path | None = None,
         query_cache_size: int = QUERY_CACHE_SIZE,
+        threads: int | None = None,
     ) -> None:
+        """`threads`: how many threads the model may use per call (None: every core this process may run on)."""
         if encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {encoder!r}: choose one of {', '.join(ENCODERS)}")
         self.model_name = model
@@ -89,6 +91,7 @@ class Embedder:
         self.encoder = encoder
         self.models_dir = models_dir
         self.query_cache_size = query_cache_size
+        self.threads = threads
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._queries_lock = threading.Lock()
         self.query_batches = QueryBatcher(self.embed, QUERY_BATCH_LIMIT)
@@ -102,6 +105,10 @@ class Embedder:
 
         if not Path(self.model_path).exists() and "/" not in self.model_path:
             raise FileNotFoundError(f"embedding model '{self.model_name}' not found at {self.model_path}")
+        if self.threads is not None:
+            import torch
+
+            torch.set_num_threads(self.threads)
         return SentenceTransformer(self.model_path, device="cpu")
 
     @cached_property
@@ -110,7 +117,7 @@ class Embedder:
 
         if self.models_dir is None:
             raise ValueError(f"the {self.encoder} encoder needs models_dir: the folder its ONNX export is kept in")
-        return OnnxEncoder(self.model_path, self.fingerprint, self.encoder, self.models_dir)
+        return OnnxEncoder(self.model_path, self.fingerprint, self.encoder, self.models_dir, threads=self.threads)
 
     @cached_property
     def fingerprint(self) -> str:

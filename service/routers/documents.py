@@ -11,19 +11,21 @@ from pydantic import ValidationError
 
 from citeqa.index.engine import DocumentInfo, Engine
 from citeqa.index.parsing.formats import MEDIA_TYPES
-from citeqa.index.progress import Progress, StopWhenAsked
+from citeqa.index.progress import StopWhenAsked
 from citeqa.index.text.documents import DocumentError
-from citeqa.index.writing.ingest import IngestReport
 from citeqa.service.deps import EngineDep, SettingsDep
 from citeqa.service.errors import ApiError, document_not_found
-from citeqa.service.jobs import JOB_ROUTE, Job, JobBoard, JobsBusyError, JobsDep
+from citeqa.service.job_model import Job
+from citeqa.service.jobs import JOB_ROUTE, JobBoard, JobsBusyError, JobsDep
 from citeqa.service.library import (
+    UPLOAD_SOURCE,
     delete_document,
     document_detail,
     original_file,
     upload_result,
     upsert_document,
 )
+from citeqa.service.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, CursorError, decode_cursor, encode_cursor
 from citeqa.service.schemas.documents import (
     DocumentChange,
     DocumentDetail,
@@ -46,7 +48,6 @@ from citeqa.service.uploads import (
 from citeqa.settings import DEFAULT_COLLECTION, Settings
 
 router = APIRouter(prefix="/documents", tags=["documents"])
-UPLOAD_SOURCE = "upload/"  # the source of an uploaded document: "upload/<id>"
 
 
 def _known(engine: Engine, doc_id: str) -> DocumentInfo:
@@ -56,9 +57,29 @@ def _known(engine: Engine, doc_id: str) -> DocumentInfo:
     return info
 
 
-@router.get("", response_model=DocumentList, summary="Every indexed document")
-def list_documents(engine: EngineDep) -> DocumentList:
-    return DocumentList(documents=[DocumentSummary.of(info) for info in engine.documents()])
+@router.get(
+    "",
+    response_model=DocumentList,
+    responses={400: {"model": ErrorResponse, "description": "limit out of range, or a malformed cursor"}},
+    summary="The indexed documents, a page at a time in id order (follow next_cursor until it is null)",
+)
+def list_documents(
+    engine: EngineDep,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"documents per page, 1-{MAX_PAGE_SIZE}")
+    ] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(description="the next_cursor of the page before; omit it for the first page")] = None,
+) -> DocumentList:
+    try:
+        after = None if cursor is None else decode_cursor(cursor)
+    except CursorError as exc:
+        raise ApiError(400, f"cursor: {exc}", param="cursor", code="invalid_cursor") from None
+    page = engine.documents_page(after, limit)
+    return DocumentList(
+        documents=[DocumentSummary.of(info) for info in page.documents],
+        next_cursor=None if page.next_after is None else encode_cursor(page.next_after),
+        total=page.total,
+    )
 
 
 # Declared before GET /{doc_id:path}, which would otherwise take "report.pdf/file" for an id.
@@ -182,8 +203,8 @@ async def _upload(request: Request, engine: Engine, settings: Settings, jobs: Jo
     try:
         received = await receive_upload(request, folder, limits)
         if not wait or received.total_bytes > settings.upload_job_bytes:
-            reply = _submit(request, engine, settings, jobs, received)
-            handed_over = True  # the job removes the folder when it ends
+            reply = await _submit(request, jobs, received)
+            handed_over = True  # its files are the job's now, in the data home
             return reply
         report = await run_in_threadpool(
             engine.ingest_files, received.files, UPLOAD_SOURCE, settings.parse_limits(), stop_when_asked(request)
@@ -204,15 +225,11 @@ def stop_when_asked(request: Request) -> StopWhenAsked:
     return StopWhenAsked(request.app.state.stopping)
 
 
-def _submit(request: Request, engine: Engine, settings: Settings, jobs: JobBoard, received: ReceivedUpload) -> JSONResponse:
+async def _submit(request: Request, jobs: JobBoard, received: ReceivedUpload) -> JSONResponse:
     collection = request.path_params.get("collection", DEFAULT_COLLECTION)
-    limits = settings.parse_limits()
-
-    def run(progress: Progress) -> IngestReport:
-        return engine.ingest_files(received.files, UPLOAD_SOURCE, limits, progress)
-
     try:
-        job = jobs.submit(Job.for_files(collection, received.files, run, received.folder))
+        # The job's row and its files reach the data home together, before the 202 (service/job_store.py).
+        job = await run_in_threadpool(jobs.submit, Job.for_files(collection, received.files), received.folder)
     except JobsBusyError as exc:
         raise ApiError(503, str(exc), code="jobs_busy") from exc
     status_url = request.app.url_path_for(JOB_ROUTE, job_id=job.id)  # GET /v1/jobs/{job_id}, as routers/jobs.py declares it

@@ -34,7 +34,11 @@ class DocumentSummary(BaseModel):
 
 
 class DocumentList(BaseModel):
-    documents: list[DocumentSummary]
+    documents: list[DocumentSummary] = Field(description="one page, in id order")
+    next_cursor: str | None = Field(
+        description="pass it as ?cursor= for the next page; null on the last page (an opaque string: send it as it is)"
+    )
+    total: int = Field(description="how many documents the collection holds now")
 
 
 class OriginalFile(BaseModel):
@@ -134,6 +138,7 @@ class JobInfo(BaseModel):
     started: str | None = None
     finished: str | None = None
     error: str | None = Field(None, description="why the job failed as a whole")
+    attempts: int = Field(0, description="times a server started running it (a restart or a busy writer runs it again)")
     counts: JobCounts
     files: list[JobFile]
 

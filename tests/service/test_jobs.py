@@ -1,9 +1,12 @@
 """Upload jobs: a large PDF moves through its stages in the background while searches keep answering from the last
-commit; a stopping server commits nothing of a running job; the board is bounded."""
+commit; a stopping server commits nothing of a running job and the next one resumes it; finished jobs are bounded."""
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -11,10 +14,15 @@ from fastapi.testclient import TestClient
 
 from citeqa.index.engine import Engine
 from citeqa.index.models.embedding import Embedder
+from citeqa.index.progress import Stage
 from citeqa.index.storage.originals import INCOMING_DIR, ORIGINALS_DIR
-from citeqa.service.jobs import STOPPED
+from citeqa.index.writing.ingest import IncomingFile
+from citeqa.service.app import create_app
+from citeqa.service.job_model import Job
+from citeqa.service.job_store import JOBS_DIR, JobStore
 from citeqa.settings import Settings
 from tests import files
+from tests.conftest import SEEDS
 from tests.helpers import metric_samples, metric_value
 from tests.upload_helpers import files_form, upload_app
 
@@ -108,25 +116,50 @@ def index_files(client: TestClient) -> Path:
     return client.app.state.engine.collection.folder / ORIGINALS_DIR
 
 
-def test_a_running_job_is_stopped_with_the_server_and_commits_nothing(
+def test_a_running_job_stopped_with_the_server_commits_nothing_and_the_next_server_resumes_it(
     tmp_path: Path, embedder: Embedder, large_pdf: bytes
 ) -> None:
-    with upload_app(tmp_path / "index", embedder) as client:
-        board = client.app.state.jobs
+    index = tmp_path / "index"
+    with upload_app(index, embedder) as client:
         generation = client.app.state.engine.collection.generation()
         body = client.post("/v1/documents?wait=false", files=files_form({"large.pdf": large_pdf})).json()
         queued = client.post("/v1/documents?wait=false", files=files_form({"later.md": b"# Later\n\nQueued behind."})).json()
         poll_until_embedding(client, body["status_url"])
-    # The app has shut down: its worker stopped the job between two embedding slices.
+        home = client.app.state.settings.home
+    # The app has shut down: its runner stopped the job between two embedding slices and put it back in the queue.
+    store = JobStore(home / JOBS_DIR)
     for accepted in (body, queued):
-        job = board.get(accepted["job"]["id"]).info()
-        assert job.state == "failed" and job.error == STOPPED
-        assert job.files[0].stage == "failed" and job.files[0].status == "failed"
-    reopened = Engine.open(tmp_path / "index", Settings().engine_settings(), embedder)
+        job = store.get(accepted["job"]["id"])
+        assert job is not None and job.state == "queued" and job.error is None
+        assert job.files[0].stage == "queued" and job.files[0].status is None
+        assert (store.job_folder(job.id) / job.files[0].name).is_file()  # its upload is kept until it commits
+    assert store.get(body["job"]["id"]).attempts == 0  # a stop the server asked for is not a failed attempt
+    store.close()
+    reopened = Engine.open(index, Settings().engine_settings(), embedder)
     assert reopened.collection.generation() == generation
     assert reopened.document_info("large.pdf") is None and reopened.document_info("later.md") is None
-    assert list((tmp_path / "index" / ORIGINALS_DIR / INCOMING_DIR).iterdir()) == []
     reopened.close()
+
+    # The next server on the same data home runs both, oldest first, and commits each once.
+    with resumed_app(index, home, embedder) as client:
+        first = poll(client, body["status_url"], {"done", "failed"})[-1]
+        second = poll(client, queued["status_url"], {"done", "failed"})[-1]
+        assert (first["state"], first["files"][0]["status"]) == ("done", "added")
+        assert (second["state"], second["files"][0]["status"]) == ("done", "added")
+        assert first["attempts"] == 1 and first["finished"] <= second["started"]
+        assert client.get("/v1/documents/large.pdf").json()["pages"] == 200
+        assert list((home / JOBS_DIR).glob("*/")) == []  # folders of ended jobs are removed
+
+
+@contextmanager
+def resumed_app(index: Path, home: Path, embedder: Embedder) -> Iterator[TestClient]:
+    settings = Settings(corpus_dir=SEEDS, index_dir=index, home=home)
+    engine = Engine.open(index, settings.engine_settings(), embedder)
+    try:
+        with TestClient(create_app(settings, engine)) as client:
+            yield client
+    finally:
+        engine.close()
 
 
 def poll_until_embedding(client: TestClient, url: str) -> None:
@@ -154,7 +187,7 @@ def test_a_large_upload_becomes_a_job_and_the_board_keeps_only_recent_jobs(tmp_p
         listed = [job["id"] for job in client.get("/v1/jobs").json()["jobs"]]
         assert listed == [url.rsplit("/", 1)[1] for url in reversed(urls[1:])]  # newest first, two kept
         assert client.get(urls[0]).status_code == 404
-        assert "kept in memory" in client.get("/v1/jobs/no-such-job").json()["error"]["message"]
+        assert "CITEQA_JOBS_KEPT" in client.get("/v1/jobs/no-such-job").json()["error"]["message"]
 
 
 def test_a_job_reports_each_file_including_the_ones_that_fail(tmp_path: Path, embedder: Embedder) -> None:
@@ -175,3 +208,38 @@ def test_a_job_reports_each_file_including_the_ones_that_fail(tmp_path: Path, em
         assert job["counts"] | {} == {
             "files": 3, "queued": 0, "parsing": 0, "splitting": 0, "embedding": 0, "committing": 0, "committed": 1, "failed": 2,
         }  # fmt: skip
+
+
+def test_a_job_that_died_after_its_commit_runs_again_and_commits_nothing_twice(tmp_path: Path, embedder: Embedder) -> None:
+    """The state a kill leaves between the catalog's commit and the job's end: the documents are committed, the job
+    is `running` for a runner that is gone, out of attempts, its files at the commit. The next server runs it
+    again (whether the commit landed, only a run can tell) and the run finds everything unchanged."""
+    index, home = tmp_path / "index", tmp_path / "home"
+    note = b"The lighthouse on the north cape was lit again in 1998 after forty dark years."
+    with upload_app(index, embedder, home=home) as client:
+        direct = client.post("/v1/documents", files=files_form({"cape.txt": note}))
+        assert direct.status_code == 201  # committed: the first run's commit, as far as the index knows
+    generation = Engine.open(index, Settings().engine_settings(), embedder)
+    committed_generation = generation.collection.generation()
+    generation.close()
+
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    (upload / "00000").write_bytes(note)
+    incoming = IncomingFile(upload / "00000", "cape.txt", "cape.txt", len(note), hashlib.sha256(note).hexdigest())
+    store = JobStore(home / JOBS_DIR)
+    job = store.submit(Job.for_files("default", [incoming]), upload)
+    for _ in range(3):  # claimed three times by runners that died
+        claimed = store.claim("a-runner-that-died", lease_seconds=60)
+        assert claimed is not None
+        claimed.files[0].stage = Stage.COMMITTING
+        store.save_progress(claimed, lease_seconds=60)
+        if claimed.attempts < 3:
+            store.requeue(claimed, count_attempt=True)
+    store.close()
+
+    with resumed_app(index, home, embedder) as client:
+        ended = poll(client, f"/v1/jobs/{job.id}", {"done", "failed"})[-1]
+        assert ended["state"] == "done" and ended["files"][0]["status"] == "unchanged", ended
+        assert ended["attempts"] == 4
+        assert client.app.state.engine.collection.generation() == committed_generation  # nothing committed again

@@ -85,7 +85,7 @@ def test_one_json_log_line_per_request_without_bodies_or_keys(client: TestClient
     assert response.status_code == 200
     [record] = [r for r in caplog.records if r.name == "citeqa.access"]
     line = json.loads(record.getMessage())
-    assert set(line) == {"request_id", "method", "route", "status", "ms"}
+    assert set(line) == {"request_id", "method", "route", "status", "ms", "worker"}
     assert line["request_id"] == "log-test-1" and line["method"] == "POST" and line["route"] == "/v1/search"
     assert line["status"] == 200 and line["ms"] >= 0
     assert "Shoygu" not in record.getMessage() and "hidden-key" not in record.getMessage() and "secret" not in record.getMessage()
