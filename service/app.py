@@ -19,7 +19,7 @@ from citeqa.service.deps import collection_name
 from citeqa.service.errors import install_error_handlers
 from citeqa.service.indexing import open_or_build
 from citeqa.service.job_model import Job
-from citeqa.service.job_store import JOBS_DIR, JobStore, Retention
+from citeqa.service.job_store import JobStore, Retention
 from citeqa.service.jobs import JobBoard, JobRunner
 from citeqa.service.library import UPLOAD_SOURCE
 from citeqa.service.limits import Limits
@@ -57,10 +57,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.engine, app.state.collections = default, registry
         app.state.stopping.clear()  # this app may have been started and stopped before (tests do)
         chain_stop_signals(app.state.stopping)  # set on SIGTERM before requests drain (service/server.py)
-        # Jobs live in the data home, shared by every process serving it; this process's runner runs them when it
-        # holds the runner lock, and a stop puts its running job back in the queue (service/jobs.py).
+        # Jobs live in the data home (Settings.jobs_dir), shared by every process serving it; this process's runner
+        # runs them when it holds the runner lock, and a stop puts its running job back in the queue (service/jobs.py).
         store = JobStore(
-            settings.home / JOBS_DIR,
+            settings.jobs_dir(),
             Retention(kept=settings.jobs_kept, seconds=settings.jobs_kept_days * 86400),
             max_queued=settings.max_queued_jobs,
         )

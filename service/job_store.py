@@ -1,4 +1,5 @@
-"""Where upload jobs live: one SQLite file in the data home, shared by every server process that serves it.
+"""Where upload jobs live: one SQLite file in the data home's jobs folder (Settings.jobs_dir), shared by every
+server process that serves it.
 
     <home>/jobs/jobs.sqlite     one row per job: its files and their stages, state, attempts, owner and lease
     <home>/jobs/<job id>/       the uploaded files of a job that has not ended (removed when it ends)
@@ -25,7 +26,6 @@ from pathlib import Path
 from citeqa.index.progress import WORK_STAGES, Stage
 from citeqa.service.job_model import Job, JobFileEntry, JobState, now
 
-JOBS_DIR = "jobs"
 DATABASE = "jobs.sqlite"
 RUNNER_LOCK = "runner.lock"
 

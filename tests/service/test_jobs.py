@@ -19,7 +19,7 @@ from citeqa.index.storage.originals import INCOMING_DIR, ORIGINALS_DIR
 from citeqa.index.writing.ingest import IncomingFile
 from citeqa.service.app import create_app
 from citeqa.service.job_model import Job
-from citeqa.service.job_store import JOBS_DIR, JobStore
+from citeqa.service.job_store import JobStore
 from citeqa.settings import Settings
 from tests import files
 from tests.conftest import SEEDS
@@ -125,9 +125,9 @@ def test_a_running_job_stopped_with_the_server_commits_nothing_and_the_next_serv
         body = client.post("/v1/documents?wait=false", files=files_form({"large.pdf": large_pdf})).json()
         queued = client.post("/v1/documents?wait=false", files=files_form({"later.md": b"# Later\n\nQueued behind."})).json()
         poll_until_embedding(client, body["status_url"])
-        home = client.app.state.settings.home
+        home, jobs_dir = client.app.state.settings.home, client.app.state.settings.jobs_dir()
     # The app has shut down: its runner stopped the job between two embedding slices and put it back in the queue.
-    store = JobStore(home / JOBS_DIR)
+    store = JobStore(jobs_dir)
     for accepted in (body, queued):
         job = store.get(accepted["job"]["id"])
         assert job is not None and job.state == "queued" and job.error is None
@@ -148,7 +148,7 @@ def test_a_running_job_stopped_with_the_server_commits_nothing_and_the_next_serv
         assert (second["state"], second["files"][0]["status"]) == ("done", "added")
         assert first["attempts"] == 1 and first["finished"] <= second["started"]
         assert client.get("/v1/documents/large.pdf").json()["pages"] == 200
-        assert list((home / JOBS_DIR).glob("*/")) == []  # folders of ended jobs are removed
+        assert list(jobs_dir.glob("*/")) == []  # folders of ended jobs are removed
 
 
 @contextmanager
@@ -227,7 +227,7 @@ def test_a_job_that_died_after_its_commit_runs_again_and_commits_nothing_twice(t
     upload.mkdir()
     (upload / "00000").write_bytes(note)
     incoming = IncomingFile(upload / "00000", "cape.txt", "cape.txt", len(note), hashlib.sha256(note).hexdigest())
-    store = JobStore(home / JOBS_DIR)
+    store = JobStore(Settings(index_dir=index, home=home).jobs_dir())
     job = store.submit(Job.for_files("default", [incoming]), upload)
     for _ in range(3):  # claimed three times by runners that died
         claimed = store.claim("a-runner-that-died", lease_seconds=60)
@@ -243,3 +243,22 @@ def test_a_job_that_died_after_its_commit_runs_again_and_commits_nothing_twice(t
         assert ended["state"] == "done" and ended["files"][0]["status"] == "unchanged", ended
         assert ended["attempts"] == 4
         assert client.app.state.engine.collection.generation() == committed_generation  # nothing committed again
+
+
+def test_servers_on_one_home_with_default_collections_of_their_own_each_run_their_own_jobs(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    # Two servers share a data home but each has CITEQA_INDEX_DIR elsewhere: `default` is a different folder to each.
+    home = tmp_path / "home"
+    with (
+        upload_app(tmp_path / "first" / "index", embedder, home=home) as first,
+        upload_app(tmp_path / "second" / "index", embedder, home=home) as second,
+    ):
+        for client, name in ((second, "ferry.txt"), (first, "harbour.txt")):  # the second first: it started later
+            text = f"The note {name} says the boat leaves at noon.".encode()
+            accepted = client.post("/v1/documents?wait=false", files=files_form({name: text}))
+            assert accepted.status_code == 202, accepted.text
+            assert poll(client, accepted.json()["status_url"], {"done", "failed"})[-1]["state"] == "done"
+        for client, mine, other in ((first, "harbour.txt", "ferry.txt"), (second, "ferry.txt", "harbour.txt")):
+            ids = {d["id"] for d in client.get("/v1/documents").json()["documents"]}
+            assert mine in ids and other not in ids

@@ -21,7 +21,8 @@ from citeqa.eval.bench import wait_ready
 from citeqa.index.engine import Engine, EngineSettings
 from citeqa.index.models.embedding import Embedder
 from citeqa.index.storage.originals import INCOMING_DIR, ORIGINALS_DIR
-from citeqa.service.job_store import JOBS_DIR, JobStore
+from citeqa.service.job_store import JobStore
+from citeqa.settings import Settings
 from tests.conftest import SEED_ID
 from tests.helpers import CITEQA, citeqa_env, free_port, run_citeqa
 
@@ -187,7 +188,7 @@ def test_sigkill_of_both_workers_during_20_upload_jobs_loses_no_job_and_commits_
     print(f"file stages of running jobs at the kills: {sorted(stages_at_kill)}")
     assert {"parsing", "splitting", "embedding", "committing", "committed"} & set(stages_at_kill), "no kill hit a running job"
     # Nothing left behind: the ended jobs' folders, the uploads being received, staged segments.
-    store = JobStore(home / JOBS_DIR)
+    store = JobStore(Settings(index_dir=index_dir, home=home).jobs_dir())
     assert [p.name for p in store.folder.iterdir() if p.is_dir()] == []
     store.close()
     assert list((index_dir / ORIGINALS_DIR / INCOMING_DIR).iterdir()) == []
