@@ -17,6 +17,7 @@ from citeqa.index.answering.claims import SupportScorer
 from citeqa.index.answering.compose import AnswerSettings, ComposedAnswer, compose_answer
 from citeqa.index.models.embedding import DEFAULT_BATCH_SIZE, DEFAULT_ENCODER, DEFAULT_MODEL, Embedder
 from citeqa.index.parsing.dispatch import ParseLimits
+from citeqa.index.parsing.page_view import PageViews
 from citeqa.index.progress import NO_PROGRESS, Progress
 from citeqa.index.ranking.evidence import EvidenceFinder, Passage, Quote
 from citeqa.index.ranking.head_ranker import HeadRanker
@@ -123,6 +124,7 @@ class Engine:
         self.selector = QuoteSelector.load() if settings.learned_quotes else None
         self.head_ranker = HeadRanker.load() if settings.learned_ranking and settings.learned_quotes else None
         self.reader = Reader(threads=settings.threads) if settings.reader_depth > 0 and settings.learned_quotes else None
+        self.pages = PageViews(self.writer.originals.path)
 
     @classmethod
     def open(cls, folder: Path, settings: EngineSettings, embedder: Embedder | None = None) -> Engine:
@@ -322,13 +324,15 @@ class Engine:
             quotes = quotes + self._finder(snapshot).quotes(query, terms, vector, hits[len(quotes) :])
         return self.passages(hits, quotes)
 
-    @staticmethod
-    def passages(hits: list[Hit], quotes: list[Quote]) -> list[Passage]:
-        """Ranked hits and their quotes as passages, ranks from 1, each with its document and chunk."""
-        return [
-            Passage(rank, hit, hit.snapshot.document_of(hit.row), quote, hit.chunk)
-            for rank, (hit, quote) in enumerate(zip(hits, quotes, strict=True), start=1)
-        ]
+    def passages(self, hits: list[Hit], quotes: list[Quote]) -> list[Passage]:
+        """Ranked hits and their quotes as passages, ranks from 1, each with its document, chunk and the boxes of
+        its quote on the page (documents with pages)."""
+        passages = []
+        for rank, (hit, quote) in enumerate(zip(hits, quotes, strict=True), start=1):
+            document = hit.snapshot.document_of(hit.row)
+            boxes = tuple(self.pages.boxes(document, quote.start, quote.end))
+            passages.append(Passage(rank, hit, document, quote, hit.chunk, boxes))
+        return passages
 
     def support_scorer(self, passages: list[Passage]) -> SupportScorer:
         """What checks an upstream answer's claims against `passages`: this model's vectors, this collection's words

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
@@ -24,7 +25,7 @@ from citeqa.index.text.documents import DocumentError, clean_title, title_of
 from citeqa.index.text.normalize import normalize_text
 
 # PDFium is not thread-safe; a service may parse in several threads.
-_PDFIUM_LOCK = threading.Lock()
+PDFIUM_LOCK = threading.Lock()
 # PDFium's markers for a hyphen at a line end (get_text_range gives U+FFFE, bounded extraction gives U+0002).
 _LINE_END_HYPHENS = ("\ufffe", "\x02")
 # Readers require the end-of-file marker within the last kilobyte; without it the file was cut short.
@@ -43,7 +44,7 @@ _METADATA_KEYS = {
 }
 
 
-def _open(raw: bytes) -> pdfium.PdfDocument:
+def open_pdf(raw: bytes | Path) -> pdfium.PdfDocument:
     try:
         return pdfium.PdfDocument(raw)
     except pdfium.PdfiumError as exc:
@@ -139,8 +140,8 @@ def _metadata(pdf: pdfium.PdfDocument) -> dict[str, str]:
 def parse_pdf(raw: bytes, filename: str, limits: ParseLimits) -> ParsedDocument:
     if b"%%EOF" not in raw[-_EOF_WINDOW:]:
         raise DocumentError("corrupt or truncated PDF: no end-of-file marker")
-    with _PDFIUM_LOCK:
-        pdf = _open(raw)
+    with PDFIUM_LOCK:
+        pdf = open_pdf(raw)
         try:
             count = len(pdf)
             if count == 0:

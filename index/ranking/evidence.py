@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from citeqa.index.parsing.layout import Box
 from citeqa.index.ranking.attribution import question_speaker
 from citeqa.index.ranking.quote_features import CandidateUnits, QuestionInput
 from citeqa.index.ranking.quote_selector import QuoteSelector
@@ -47,6 +48,7 @@ class Passage:
     document: Document
     quote: Quote
     chunk: Chunk
+    boxes: tuple[Box, ...] = ()  # where the quote is drawn on its pages (PDFs and images); () elsewhere
 
 
 def close_to_best(

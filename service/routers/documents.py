@@ -3,7 +3,7 @@ from __future__ import annotations
 import shutil
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -107,6 +107,50 @@ def get_original(doc_id: str, request: Request, engine: EngineDep) -> Response:
     if document is None:
         raise document_not_found(doc_id)
     return original_file(engine, document)
+
+
+PAGE_ROUTE_SUMMARY = "A page of a PDF or image document as PNG, with the characters [start, end) highlighted on it"
+
+
+@router.get(
+    "/{doc_id:path}/pages/{page}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the page as a PNG image; the X-Page-Scale header gives its pixels per page unit",
+            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        400: {"model": ErrorResponse, "description": "a bad character range"},
+        404: {"model": ErrorResponse, "description": "no such document or page, or the document has no pages to draw"},
+    },
+    summary=PAGE_ROUTE_SUMMARY,
+)
+def get_page(
+    doc_id: str,
+    page: Annotated[int, Path(ge=1, le=1_000_000, description="1-based page number")],
+    engine: EngineDep,
+    start: Annotated[int | None, Query(ge=0, description="first character to highlight (a citation's quote_start)")] = None,
+    end: Annotated[int | None, Query(ge=0, description="end of that span, exclusive (quote_end)")] = None,
+) -> Response:
+    document = engine.document(doc_id)
+    if document is None:
+        raise document_not_found(doc_id)
+    if (start is None) != (end is None):
+        raise ApiError(400, "give both start and end, or neither", param="start" if start is None else "end")
+    if start is not None and end is not None and not start < end <= len(document.text):
+        raise ApiError(400, f"the range must satisfy start < end <= {len(document.text)} (the text's length)", param="end")
+    count = engine.pages.page_count(document)
+    if count == 0:
+        raise ApiError(404, f"document '{doc_id}' has no pages (only PDFs and images do)", param="doc_id", code="page_not_found")
+    if page > count:
+        raise ApiError(404, f"page {page} is out of range: '{doc_id}' has {count} pages", param="page", code="page_not_found")
+    boxes = engine.pages.boxes(document, start, end) if start is not None and end is not None else []
+    try:
+        image, scale = engine.pages.image(document, page, boxes)
+    except DocumentError as exc:
+        raise ApiError(404, str(exc), param="doc_id", code="page_not_found") from exc
+    # The picture's pixels per page unit, so a client can place the citation's boxes on it itself.
+    return Response(image, media_type="image/png", headers={"X-Page-Scale": f"{scale:.6f}"})
 
 
 @router.get(

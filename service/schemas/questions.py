@@ -40,6 +40,17 @@ class AskRequest(BaseModel):
     _check_top_k = field_validator("top_k")(top_k_within_limit)
 
 
+class QuoteBox(BaseModel):
+    """A rectangle of the quote on its page: page units (PDF points; pixels of a scanned or uploaded image) from the
+    page's top left, y downwards. GET /v1/documents/{id}/pages/{page} draws the page they are on."""
+
+    page: int = Field(description="1-based page")
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
 class Citation(BaseModel):
     """Where a passage comes from: document.text[start:end] is the passage, [quote_start:quote_end] the quote."""
 
@@ -56,6 +67,10 @@ class Citation(BaseModel):
     page_end: int | None = Field(None, description="PDFs: the 1-based page where the quote ends")
     section: str | None = Field(None, description="Word, HTML, Markdown: the heading path over the quote, 'Results > Table 2'")
     sha256: str = Field("", description="the document text's sha256: a citation whose hash differs from the document's is stale")
+    boxes: list[QuoteBox] = Field(
+        default_factory=list,
+        description="PDFs and images: the quote's rectangles on its pages, a rectangle per line; empty for other formats",
+    )
 
     @classmethod
     def of(cls, passage: Passage) -> Citation:
@@ -75,6 +90,7 @@ class Citation(BaseModel):
             quote=quote.text,
             quote_start=quote.start,
             quote_end=quote.end,
+            boxes=[QuoteBox(page=b.page, x0=b.x0, y0=b.y0, x1=b.x1, y1=b.y1) for b in passage.boxes],
         )
 
 

@@ -148,7 +148,41 @@ async function openSource(citation) {
   if (link) meta.append(document.createTextNode(" · "), link);
   $("source").hidden = false;
   mark.scrollIntoView({ block: "center" });
+  showPage(citation);
 }
+
+// The cited page as an image with the quote's rectangles drawn on it (GET …/pages/N?start=…&end=…), for PDFs and
+// images, whose citations carry boxes. Fetched with the key like every other call, so it is shown from a blob.
+let pageImageUrl = null;
+async function showPage(citation) {
+  const view = $("page-view");
+  const image = $("page-image");
+  const boxes = citation.boxes || [];
+  view.hidden = true;
+  image.removeAttribute("data-page");
+  if (pageImageUrl) URL.revokeObjectURL(pageImageUrl);
+  pageImageUrl = null;
+  if (!boxes.length) return;
+  const page = boxes[0].page;
+  const url = `${documentUrl(citation.doc_id)}/pages/${page}?start=${citation.quote_start}&end=${citation.quote_end}`;
+  const response = await apiFetch(url);
+  if (!response.ok) return;
+  const pixelsPerUnit = Number(response.headers.get("x-page-scale")) || 1;
+  pageImageUrl = URL.createObjectURL(await response.blob());
+  image.onload = () => {
+    image.dataset.page = String(page);
+    view.hidden = false;
+    // Scroll the page so the first highlighted line is in view: boxes are in page units, the picture holds
+    // X-Page-Scale pixels a unit and is shown scaled to the pane's width.
+    const first = boxes[0];
+    const scale = image.clientWidth / image.naturalWidth;
+    view.scrollTop = Math.max(0, first.y0 * pixelsPerUnit * scale - 40);
+  };
+  image.alt = `Page ${page} of ${citation.title}, the quote highlighted`;
+  $("page-caption").textContent = `Page ${page}, the quote highlighted`;
+  image.src = pageImageUrl;
+}
+
 
 function showSourceError(message) {
   $("source-text").textContent = message;
@@ -290,6 +324,7 @@ async function openDocument(docId) {
   if (!response.ok) return showSourceError(`Could not open ${docId} (${response.status}).`);
   const doc = await response.json();
   documents.set(docId, doc);
+  $("page-view").hidden = true; // a whole document has no quote to show on a page
   $("source-title").textContent = doc.title;
   $("source-meta").textContent = `${doc.source} · ${doc.characters} characters`;
   const link = originalLink(doc, {});

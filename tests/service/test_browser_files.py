@@ -1,5 +1,5 @@
 """The chat page with real files, in headless Chromium: upload a PDF with the page's button, ask, open the citation
-and find its page named and the original linked at that page."""
+and find its page named, shown with the quote highlighted on it, and the original linked at that page."""
 
 from __future__ import annotations
 
@@ -69,6 +69,32 @@ def test_upload_a_pdf_from_the_page_and_open_its_cited_page(browser: webdriver.C
         mark = WebDriverWait(browser, 20).until(ready.visibility_of_element_located((By.ID, "highlight")))
         assert mark.text == files.PAGE_THREE_SENTENCE
         assert "p. 3" in browser.find_element(By.ID, "source-meta").text
+        # The page itself, drawn by the server with the quote's box highlighted: read back the picture's pixels.
+        image = WebDriverWait(browser, 30).until(ready.visibility_of_element_located((By.ID, "page-image")))
+        WebDriverWait(browser, 10).until(lambda _: image.get_attribute("data-page") == "3")
+        assert image.get_attribute("naturalWidth") and int(image.get_attribute("naturalWidth")) > 600
+        citation = httpx.post(f"{base}/v1/search", json={"query": "Which sentence is printed on page three?"}).json()
+        box = next(r["citation"]["boxes"][0] for r in citation["results"] if r["citation"]["doc_id"] == "survey.pdf")
+        highlighted = browser.execute_script(
+            """const [image, box] = arguments;
+               const canvas = document.createElement("canvas");
+               canvas.width = image.naturalWidth; canvas.height = image.naturalHeight;
+               const context = canvas.getContext("2d");
+               context.drawImage(image, 0, 0);
+               const scale = image.naturalWidth / 612;  // a letter page is 612 points wide
+               const y = Math.round((box.y0 + box.y1) / 2 * scale);
+               let count = 0;
+               for (let x = Math.round(box.x0 * scale); x < box.x1 * scale; x += 2) {
+                 const [r, g, b] = context.getImageData(x, y, 1, 1).data;
+                 if (r > 200 && g > 150 && b < 170) count += 1;
+               }
+               const [r, g, b] = context.getImageData(Math.round(box.x0 * scale), Math.round((box.y1 + 40) * scale), 1, 1).data;
+               return {count, below: [r, g, b]};""",
+            image,
+            box,
+        )
+        assert highlighted["count"] > 50, highlighted  # the quote's line is yellow under its letters
+        assert highlighted["below"] == [255, 255, 255]  # and the page below it is not
         link = browser.find_element(By.ID, "original-link")
         href = link.get_attribute("href")
         assert href == f"{base}/v1/documents/survey.pdf/file#page=3"
