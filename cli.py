@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import os
 import sys
 import textwrap
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +110,20 @@ def _say(line: str) -> None:
     print(line, file=sys.stderr)
 
 
+def _prepare_index(settings: Settings) -> tuple[int, int] | str:
+    """Open the index, building it first if there is none: its (documents, chunks), or why it cannot be served."""
+    from citeqa.console import TerminalProgress
+    from citeqa.service.indexing import open_or_build
+
+    try:
+        engine = open_or_build(settings, TerminalProgress(), announce=_say)
+    except USER_ERRORS as exc:  # a message crosses back from another process more surely than an exception
+        return str(exc)
+    stats = engine.stats()
+    engine.close()
+    return stats.documents, stats.chunks
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from citeqa.console import TerminalProgress
     from citeqa.service.app import create_app
@@ -127,11 +143,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     for note in serving_notes(settings):
         print(f"citeqa: {note}", file=sys.stderr)
-    # A mismatched index fails here, with a clear message; workers only open what the parent built.
-    engine = open_or_build(settings, TerminalProgress(), announce=_say)
-    stats = engine.stats()
-    counts = f"{stats.documents} documents, {stats.chunks} chunks"
     workers = settings.server_workers()
+    # A mismatched index fails here, with a clear message; workers only open what was built here.
+    if workers == 1:
+        engine = open_or_build(settings, TerminalProgress(), announce=_say)
+        stats = engine.stats()
+        counts = f"{stats.documents} documents, {stats.chunks} chunks"
+    else:
+        # In a process of its own: the supervisor of the workers would otherwise keep the model it loaded to build
+        # or check the index for as long as it runs, and never use it (299 MiB of RSS against 139, on the seed index).
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            prepared = pool.submit(_prepare_index, settings).result()
+        if isinstance(prepared, str):
+            print(f"citeqa: error: {prepared}", file=sys.stderr)
+            return 2
+        counts = f"{prepared[0]} documents, {prepared[1]} chunks"
     print(
         f"citeqa: {counts}; {workers} worker{'s' * (workers > 1)}; chat page http://{settings.host}:{settings.port}/ ,"
         " API docs at /docs",
@@ -145,7 +171,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if workers == 1:
         serve(create_app(settings, engine), settings.host, settings.port)
         return 0
-    engine.close()  # each worker loads its own model and opens the index itself
     if settings.threads is None:
         # The cores shared out: two workers of one thread each served 10% more requests under load than two of two
         # threads each on two cores (docs/benchmarks.md, "Workers"); OpenMP (faiss) takes the same share.

@@ -34,6 +34,16 @@ def test_a_mismatched_index_is_refused_with_a_rebuild_hint(corpus_dir: Path, tmp
     assert rebuilt.returncode == 0, rebuilt.stderr
 
 
+def test_serve_with_several_workers_refuses_a_mismatched_index_before_starting_them(corpus_dir: Path, tmp_path: Path) -> None:
+    # With several workers the index is opened in a process of its own; its refusal must still reach the user.
+    env = citeqa_env(tmp_path / "index")
+    assert run_citeqa("index", str(corpus_dir), env=env).returncode == 0
+    refused = run_citeqa("serve", "--workers", "2", "--port", "9", env=env | {"CITEQA_CHUNK_SIZE": "500"})
+    assert refused.returncode == 2, refused.stderr
+    assert "citeqa: error:" in refused.stderr and "citeqa index --rebuild" in refused.stderr
+    assert "Traceback" not in refused.stderr and "worker" not in refused.stderr.split("citeqa: error:")[0]
+
+
 def test_a_missing_corpus_is_a_clear_error(tmp_path: Path) -> None:
     result = run_citeqa("index", str(tmp_path / "nowhere"), env=citeqa_env(tmp_path / "index"))
     assert result.returncode == 2
