@@ -70,12 +70,24 @@ class WriteTimes(TypedDict):
     search: list[float]  # ms of the same searches alone
 
 
+def listed_documents(client: httpx.Client) -> list[dict]:
+    """Every document the server lists, page after page."""
+    documents: list[dict] = []
+    params: dict[str, str | int] = {"limit": 1000}
+    while True:
+        reply = client.get("/v1/documents", params=params).json()
+        documents += reply["documents"]
+        if reply["next_cursor"] is None:
+            return documents
+        params["cursor"] = reply["next_cursor"]
+
+
 def time_writes(index_dir: Path, port: int, adds: int, env: dict[str, str] | None = None) -> WriteTimes:
     command = [sys.executable, "-m", "citeqa", "serve", "--index-dir", str(index_dir), "--port", str(port)]
     server = Server(command, port, env=env)
     try:
         with httpx.Client(base_url=server.base, timeout=120) as client:
-            documents = client.get("/v1/documents").json()["documents"]
+            documents = listed_documents(client)
             chunks = sum(d["chunks"] for d in documents)
             add_ms, post_ms, first_search_ms, delete_ms = [], [], [], []
             for i in range(adds):
