@@ -18,6 +18,7 @@ from citeqa.home import bundled
 from citeqa.index.engine import Engine, EngineSettings
 from citeqa.index.models import embedding
 from citeqa.index.models.embedding import Embedder
+from citeqa.index.models.onnx_encoder import BULK_TEXTS, available_cores
 from citeqa.index.models.onnx_export import INFO_FILE, ONNX_VARIANTS, cache_folder
 from citeqa.index.storage.collection import MANIFEST_FILE
 from citeqa.index.storage.manifest import IndexMismatchError
@@ -93,6 +94,23 @@ def test_onnx_vectors_agree_with_the_torch_ones(torch_embedder: Embedder, onnx_f
     # Rankings survive: each sentence is still nearest to its own torch vector.
     assert list(np.argmax(int8 @ reference.T, axis=1)) == list(range(len(SENTENCES)))
     assert onnx_int8.max_tokens == torch_embedder.max_tokens == 256
+
+
+def test_bulk_work_runs_on_every_core_in_a_process_given_one_thread(models_dir: Path, onnx_fp32: Embedder) -> None:
+    # A worker of `citeqa serve --workers 2` has one thread for its queries; an upload's texts still get both cores.
+    one_thread = Embedder(encoder="onnx", models_dir=models_dir, threads=1).load()
+    encoder = one_thread._onnx
+    texts = [f"{sentence} ({n})" for n in range(BULK_TEXTS // len(SENTENCES) + 1) for sentence in SENTENCES]
+    assert len(texts) >= BULK_TEXTS
+    assert encoder.session_for(1) is encoder.session  # a query stays on the process's own threads
+    if available_cores() > 1:
+        assert encoder.session_for(len(texts)) is not encoder.session
+    else:
+        assert encoder.session_for(len(texts)) is encoder.session  # one core: nothing more to give
+    bulk = one_thread.embed(texts)
+    singly = np.vstack([one_thread.embed([text]) for text in texts[:8]])
+    np.testing.assert_allclose(bulk[:8], singly, atol=1e-5)  # the same model, whichever session ran it
+    np.testing.assert_allclose(bulk, onnx_fp32.embed(texts), atol=1e-5)
 
 
 def test_a_second_construction_reuses_the_export(models_dir: Path, onnx_int8: Embedder) -> None:
