@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve check test lint typecheck browser eval bench
+.PHONY: install serve check test lint typecheck browser ocr eval bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
+# OCR of scanned pages and images uses Debian's Tesseract with its English data (never a download at run time);
+# another language: apt-get install tesseract-ocr-LANG and set CITEQA_OCR_LANGUAGE (README).
+ocr:
+	@command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx eng || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr tesseract-ocr-eng >/dev/null)
+
 lint: install typecheck
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -39,11 +45,11 @@ typecheck: install
 
 # The quick tier, for every change: everything not marked slow (no real servers, browsers or public data), in
 # under 3 minutes on 2 cores. `make test` runs it all, as CI does.
-check: install
+check: install ocr
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # The public-data gate reads ../shared/data (or CITEQA_EVAL_DATA); without it: make test PYTEST_ARGS="-m 'not public_data'".
-test: install browser
+test: install browser ocr
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 eval: install

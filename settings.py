@@ -21,6 +21,7 @@ from citeqa.index.answering.compose import MIN_RELEVANCE, AnswerSettings
 from citeqa.index.engine import EngineSettings
 from citeqa.index.models.embedding import DEFAULT_BATCH_SIZE, DEFAULT_ENCODER, DEFAULT_MODEL, EncoderName
 from citeqa.index.models.onnx_encoder import available_cores
+from citeqa.index.parsing.ocr_layout import OcrSettings
 from citeqa.index.parsing.parsed import MIB, ParseLimits
 from citeqa.index.ranking.search import FusionMethod, RetrievalSettings, SearchMode
 from citeqa.index.text.chunking import ChunkerSettings
@@ -208,6 +209,27 @@ class Settings(BaseSettings):
     max_pdf_pages: int = Field(ParseLimits.max_pages, ge=1, description="most pages of a PDF")
     max_unpacked_bytes: int = Field(ParseLimits.max_unpacked_bytes, ge=1, description="most bytes a .docx unpacks to")
     max_text_chars: int = Field(ParseLimits.max_text_chars, ge=1, description="most characters of text from one file")
+    max_image_pixels: int = Field(
+        ParseLimits.max_image_pixels,
+        ge=1,
+        description="most pixels (width x height) of an uploaded image or of one of its pages; a larger one is refused "
+        "before it is decoded",
+    )
+    ocr_enabled: bool = Field(
+        OcrSettings.enabled,
+        description="read images and PDF pages without a text layer with Tesseract (needs the tesseract-ocr package)",
+    )
+    ocr_language: str = Field(
+        OcrSettings.language,
+        pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$",
+        description="Tesseract's language(s) for OCR, joined by + (`eng`, `deu`, `eng+fra`); each needs its data "
+        "installed (Debian: tesseract-ocr-LANG)",
+    )
+    ocr_max_pages: int = Field(OcrSettings.max_pages, ge=1, description="most pages of one file read by OCR")
+    ocr_seconds_per_file: float = Field(
+        OcrSettings.seconds_per_file, gt=0, description="most seconds OCR spends on one file; a slower file fails, saying so"
+    )
+    ocr_dpi: int = Field(OcrSettings.dpi, ge=72, le=600, description="resolution a PDF page without text is drawn at for OCR")
     jobs_kept: int = Field(100, ge=1, description="finished upload jobs remembered by GET /v1/jobs (the newest)")
     jobs_kept_days: float = Field(7.0, gt=0, description="days a finished upload job is remembered, at most")
     job_attempts: int = Field(
@@ -313,6 +335,14 @@ class Settings(BaseSettings):
             max_unpacked_bytes=self.max_unpacked_bytes,
             max_pages=self.max_pdf_pages,
             max_text_chars=self.max_text_chars,
+            max_image_pixels=self.max_image_pixels,
+            ocr=OcrSettings(
+                language=self.ocr_language,
+                dpi=self.ocr_dpi,
+                max_pages=self.ocr_max_pages,
+                seconds_per_file=self.ocr_seconds_per_file,
+                enabled=self.ocr_enabled,
+            ),
         )
 
     def claim_settings(self) -> ClaimSettings:

@@ -43,6 +43,9 @@ class Progress:
     def files(self, doc_ids: Iterable[str], stage: Stage, reason: str | None = None) -> None:
         """These documents (by id) entered `stage`; `reason` says why, for `failed`."""
 
+    def pages(self, doc_id: str, done: int, total: int) -> None:
+        """OCR has read `done` of the `total` pages of this document that it reads (while it is being parsed)."""
+
 
 NO_PROGRESS = Progress()
 
@@ -62,6 +65,9 @@ class StopWhenAsked(Progress):
     def advance(self, stage: Stage, amount: int = 1) -> None:
         if stage in WORK_STAGES and stage is not Stage.COMMITTING:
             stop_if_asked(self.stopping)
+
+    def pages(self, doc_id: str, done: int, total: int) -> None:
+        stop_if_asked(self.stopping)  # OCR takes seconds a page: a stopping server need not wait for a whole file
 
 
 def stop_if_asked(stopping: threading.Event | None) -> None:

@@ -337,6 +337,13 @@ def png_image() -> bytes:
     return buffer.getvalue()
 
 
+def gif_image() -> bytes:
+    """A kind of picture citeqa does not read (OCR takes PNG, JPEG and TIFF)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(buffer, "GIF")
+    return buffer.getvalue()
+
+
 HARE_PAGES = (
     "Hare watch\n\nVolunteers counted mountain hares on the eastern slope every morning of the winter.",
     "The count peaked in February, when forty-two hares were seen in a single morning.",
@@ -376,10 +383,10 @@ def mixed_folder_files() -> tuple[dict[str, bytes], dict[str, str]]:
         "picture.png": png_image(),
     }
     reasons = {
-        "scanned.pdf": "no extractable text",
+        "scanned.pdf": "OCR found no words",  # its pages are pictures without text
         "locked.pdf": "encrypted",
         "setup.pdf": "Windows executable",
         "archive.docx": "zip archive",
-        "picture.png": "PNG image",
+        "picture.png": "OCR found no words",  # a red square
     }
     return good | bad, reasons

@@ -23,7 +23,12 @@ class Format(StrEnum):
     HTML = "html"
     MARKDOWN = "markdown"
     TEXT = "text"
+    PNG = "png"  # images are read by OCR (ocr.py)
+    JPEG = "jpeg"
+    TIFF = "tiff"
 
+
+IMAGE_FORMATS = frozenset({Format.PNG, Format.JPEG, Format.TIFF})
 
 MEDIA_TYPES: dict[Format, str] = {
     Format.PDF: "application/pdf",
@@ -31,6 +36,9 @@ MEDIA_TYPES: dict[Format, str] = {
     Format.HTML: "text/html",
     Format.MARKDOWN: "text/markdown",
     Format.TEXT: "text/plain",
+    Format.PNG: "image/png",
+    Format.JPEG: "image/jpeg",
+    Format.TIFF: "image/tiff",
 }
 
 EXTENSIONS: dict[str, Format] = {
@@ -43,6 +51,11 @@ EXTENSIONS: dict[str, Format] = {
     ".markdown": Format.MARKDOWN,
     ".txt": Format.TEXT,
     ".text": Format.TEXT,
+    ".png": Format.PNG,
+    ".jpg": Format.JPEG,
+    ".jpeg": Format.JPEG,
+    ".tif": Format.TIFF,
+    ".tiff": Format.TIFF,
 }
 
 
@@ -56,6 +69,9 @@ class Content(StrEnum):
     BINARY = "a binary file"
     HTML = "HTML"
     TEXT = "text"
+    PNG = "a PNG image"
+    JPEG = "a JPEG image"
+    TIFF = "a TIFF image"
 
 
 # Signatures of files that are certainly not documents citeqa reads, named so the refusal can say what they are.
@@ -65,8 +81,10 @@ _BINARY_SIGNATURES: tuple[tuple[bytes, Content, str], ...] = (
     (b"\xcf\xfa\xed\xfe", Content.EXECUTABLE, "a macOS executable (Mach-O)"),
     (b"\xce\xfa\xed\xfe", Content.EXECUTABLE, "a macOS executable (Mach-O)"),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", Content.BINARY, "a legacy Office file (.doc/.xls); save it as .docx"),
-    (b"\x89PNG\r\n\x1a\n", Content.BINARY, "a PNG image"),
-    (b"\xff\xd8\xff", Content.BINARY, "a JPEG image"),
+    (b"\x89PNG\r\n\x1a\n", Content.PNG, "a PNG image"),
+    (b"\xff\xd8\xff", Content.JPEG, "a JPEG image"),
+    (b"II*\x00", Content.TIFF, "a TIFF image"),
+    (b"MM\x00*", Content.TIFF, "a TIFF image"),
     (b"GIF8", Content.BINARY, "a GIF image"),
     (b"\x1f\x8b", Content.BINARY, "a gzip archive"),
     (b"7z\xbc\xaf\x27\x1c", Content.BINARY, "a 7-Zip archive"),
@@ -132,12 +150,18 @@ _ACCEPTS: dict[Format, frozenset[Content]] = {
     Format.HTML: frozenset({Content.HTML, Content.TEXT}),
     Format.MARKDOWN: frozenset({Content.TEXT, Content.HTML}),
     Format.TEXT: frozenset({Content.TEXT, Content.HTML}),
+    Format.PNG: frozenset({Content.PNG}),
+    Format.JPEG: frozenset({Content.JPEG}),
+    Format.TIFF: frozenset({Content.TIFF}),
 }
 _BY_CONTENT: dict[Content, Format] = {
     Content.PDF: Format.PDF,
     Content.DOCX: Format.DOCX,
     Content.HTML: Format.HTML,
     Content.TEXT: Format.TEXT,
+    Content.PNG: Format.PNG,
+    Content.JPEG: Format.JPEG,
+    Content.TIFF: Format.TIFF,
 }
 
 
@@ -146,7 +170,7 @@ _BY_CONTENT: dict[Content, Format] = {
 # any other unknown extension.
 NOT_DOCUMENT_EXTENSIONS = frozenset(
     (  # noqa: SIM905 (a word list reads better than sixty quoted strings)
-        ".png .jpg .jpeg .gif .webp .bmp .tif .tiff .ico .heic .svg .mp3 .wav .ogg .flac .m4a .mp4 .mov .avi .mkv .webm "
+        ".gif .webp .bmp .ico .heic .svg .mp3 .wav .ogg .flac .m4a .mp4 .mov .avi .mkv .webm "
         ".zip .gz .tgz .bz2 .xz .7z .rar .tar .exe .dll .so .dylib .o .a .class .jar .pyc .whl .deb .rpm .iso .dmg "
         ".ttf .otf .woff .woff2 .sqlite .db .npy .npz .doc .xls .xlsx .ppt .pptx .odt .ods .odp .rtf .epub"
     ).split()

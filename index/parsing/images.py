@@ -35,7 +35,8 @@ def open_image(raw: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image.
                     )
             image.seek(0)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DocumentError(f"image is too large: {exc}") from exc
+        # Pillow's own ceiling, met by a header so large that Pillow refuses it before this module sees its size
+        raise DocumentError(f"image is too large: over the limit of {max_pixels / 1e6:,.0f} megapixels ({exc})") from exc
     except (UnidentifiedImageError, OSError, ValueError, EOFError, SyntaxError) as exc:
         raise DocumentError(f"corrupt or unreadable image: {exc}") from exc
     return image

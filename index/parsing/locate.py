@@ -7,6 +7,7 @@ The tables are stored with the document in its segment as JSON (`Document.meta`)
      "pages": [0, 1841, 3920],                      start offset of each page (page N starts at pages[N-1])
      "sections": [[0, 812, "Methods"], ...],        [start, end, heading path], in text order
      "metadata": {"author": "..."},                 what the file says about itself
+     "ocr": {"language": "eng", "pages": {...}},    pages read by OCR: their words and boxes (ocr_layout.py)
      "original": {"sha256": "...", "filename": "report.pdf", "media_type": "application/pdf", "bytes": 48213}}
 
 Every key is optional: a document added as JSON text has none of them.
@@ -50,6 +51,9 @@ def meta_of(parsed: ParsedDocument, original: Original | None) -> dict[str, Any]
         meta["pages"] = list(parsed.pages)
     if parsed.sections is not None:
         meta["sections"] = [[s.start, s.end, s.path] for s in parsed.sections]
+    if parsed.ocr:
+        pages = {str(page): read.as_dict() for page, read in sorted(parsed.ocr.items())}
+        meta["ocr"] = {"language": parsed.ocr_language, "pages": pages}
     if original is not None:
         meta["original"] = original.as_dict()
     return meta

@@ -4,7 +4,10 @@ every parser enforces. Titles follow the one rule in index/text/documents.py (ti
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from citeqa.index.parsing.ocr_layout import OcrPage, OcrSettings
 
 MIB = 1024 * 1024
 
@@ -17,6 +20,12 @@ class ParseLimits:
     max_unpacked_bytes: int = 200 * MIB  # DOCX: declared and actually unpacked bytes of the zip
     max_pages: int = 2000  # PDF
     max_text_chars: int = 5_000_000  # extracted text, checked as it grows
+    max_image_pixels: int = 60_000_000  # an image's (or a frame's) width x height, checked before it is decoded
+    ocr: OcrSettings = field(default_factory=OcrSettings)  # scanned pages and images: language, page and time limits
+
+
+# Told (pages done, pages to read) as OCR reads a file's pages, so a job can show its progress page by page.
+PageProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,7 @@ class ParsedDocument:
     pages: the start offset of each page, so page N (1-based) spans [pages[N-1], pages[N]) and the last page runs to
     the end of the text; None for formats without pages. A page with no text has an empty span.
     sections: heading spans in text order, not overlapping; None for formats without headings.
+    ocr: for the pages that were pictures, what OCR read on them (words and their boxes); None when none was.
     """
 
     text: str
@@ -43,6 +53,8 @@ class ParsedDocument:
     metadata: dict[str, str] = field(default_factory=dict)
     pages: list[int] | None = None
     sections: list[Section] | None = None
+    ocr: dict[int, OcrPage] | None = None  # the words and boxes of the pages read by OCR, by 1-based page
+    ocr_language: str | None = None
 
 
 def page_at(parsed_or_pages: ParsedDocument | list[int] | None, offset: int) -> int | None:

@@ -19,8 +19,9 @@ import pypdfium2.raw as pdfium_c
 
 from citeqa.index.parsing.assemble import join_pages
 from citeqa.index.parsing.formats import Format, media_type
-from citeqa.index.parsing.parsed import ParsedDocument, ParseLimits
+from citeqa.index.parsing.parsed import PageProgress, ParsedDocument, ParseLimits
 from citeqa.index.parsing.pdf_layout import Line, column_order
+from citeqa.index.parsing.pdf_ocr import read_scanned_pages
 from citeqa.index.text.documents import DocumentError, clean_title, title_of
 from citeqa.index.text.normalize import normalize_text
 
@@ -137,7 +138,16 @@ def _metadata(pdf: pdfium.PdfDocument) -> dict[str, str]:
     return metadata
 
 
-def parse_pdf(raw: bytes, filename: str, limits: ParseLimits) -> ParsedDocument:
+def _has_pictures(pdf: pdfium.PdfDocument, index: int) -> bool:
+    """Whether the page draws any image: a page without text that draws none is blank, and OCR would find nothing."""
+    page = pdf[index]
+    try:
+        return any(True for _ in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=3))
+    finally:
+        page.close()
+
+
+def parse_pdf(raw: bytes, filename: str, limits: ParseLimits, on_page: PageProgress | None = None) -> ParsedDocument:
     if b"%%EOF" not in raw[-_EOF_WINDOW:]:
         raise DocumentError("corrupt or truncated PDF: no end-of-file marker")
     with PDFIUM_LOCK:
@@ -148,12 +158,29 @@ def parse_pdf(raw: bytes, filename: str, limits: ParseLimits) -> ParsedDocument:
                 raise DocumentError("corrupt or truncated PDF: no pages")
             if count > limits.max_pages:
                 raise DocumentError(f"PDF has {count:,} pages, over the limit of {limits.max_pages:,}")
-            text, pages = join_pages(_pages(pdf, count), limits.max_text_chars)
+            texts = list(_pages(pdf, count))
+            # Pages without a text layer that draw a picture: scans, read by OCR below (the lock is let go meanwhile).
+            scanned = [index for index, text in enumerate(texts) if not text and _has_pictures(pdf, index)]
             metadata = _metadata(pdf)
         finally:
             pdf.close()
+    read = read_scanned_pages(raw, scanned, limits.ocr, PDFIUM_LOCK, on_page, required=not any(texts)) if scanned else {}
+    read = {page: found for page, found in read.items() if found[1].words}  # a picture of no words adds nothing
+    for page, (page_text, _) in read.items():
+        texts[page - 1] = unwrap_lines(normalize_text(page_text))
+    text, pages = join_pages(texts, limits.max_text_chars)
     if not text:
-        raise DocumentError("no extractable text; OCR is not supported")
+        raise DocumentError("no text: no text layer, and OCR found no words" if scanned else "no extractable text")
     metadata["pages"] = str(count)
+    if read:
+        metadata["ocr"] = limits.ocr.language
     title = clean_title(metadata.get("title")) or title_of(text, filename)
-    return ParsedDocument(text=text, title=title, media_type=media_type(Format.PDF), metadata=metadata, pages=pages)
+    return ParsedDocument(
+        text=text,
+        title=title,
+        media_type=media_type(Format.PDF),
+        metadata=metadata,
+        pages=pages,
+        ocr={page: words for page, (_, words) in read.items()} or None,
+        ocr_language=limits.ocr.language if read else None,
+    )

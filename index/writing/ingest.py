@@ -40,12 +40,21 @@ DEFAULT_LIMITS = ParseLimits()
 
 
 def document_from_bytes(
-    raw: bytes, filename: str, doc_id: str, source: str, limits: ParseLimits = DEFAULT_LIMITS
+    raw: bytes,
+    filename: str,
+    doc_id: str,
+    source: str,
+    limits: ParseLimits = DEFAULT_LIMITS,
+    progress: Progress = NO_PROGRESS,
 ) -> tuple[Document, Original]:
     """Parse one file into a Document whose meta carries its media type, page and section tables, metadata and
     original (hash, name, type, size). Raises DocumentError (UnsupportedFormatError for a kind citeqa does not
-    read) with the reason. The original's bytes are not stored here."""
-    parsed = parse_document(raw, filename, limits)
+    read) with the reason. The original's bytes are not stored here. `progress` hears of each page OCR reads."""
+
+    def on_page(done: int, total: int) -> None:
+        progress.pages(doc_id, done, total)
+
+    parsed = parse_document(raw, filename, limits, on_page)
     original = Original(hashlib.sha256(raw).hexdigest(), Path(filename).name, parsed.media_type, len(raw))
     document = Document(
         id=doc_id,
@@ -92,7 +101,7 @@ def load_folder(
         try:
             raw = _read(path)
             # The source names the file as "<corpus folder>/<relative path>": readable, and no absolute path leaks.
-            document, _ = document_from_bytes(raw, path.name, doc_id, f"{base.name}/{doc_id}", limits)
+            document, _ = document_from_bytes(raw, path.name, doc_id, f"{base.name}/{doc_id}", limits, progress)
             if originals is not None:
                 originals.put_bytes(raw)
             report.documents.append(document)
@@ -211,7 +220,7 @@ def _parse_one(
     try:
         raw = _read(incoming.path)
         document, original = document_from_bytes(
-            raw, incoming.filename, incoming.doc_id, f"{source_prefix}{incoming.doc_id}", limits
+            raw, incoming.filename, incoming.doc_id, f"{source_prefix}{incoming.doc_id}", limits, progress
         )
     except DocumentError as exc:
         # Only a file that got as far as parsing is reported by id: a refused or repeated id names no file uniquely.

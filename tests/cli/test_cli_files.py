@@ -59,7 +59,7 @@ def test_add_puts_files_in_with_one_commit_and_reports_each(tmp_path: Path, mixe
     first = run_citeqa("add", *paths, env=env)
     assert first.returncode == 1, first.stderr  # some files failed; the others are in
     assert f"  {folder / 'survey.pdf'}: added" in first.stdout and f"  {folder / 'field.docx'}: added" in first.stdout
-    assert re.search(r"picture\.png: failed: unsupported file: the content is a PNG image", first.stdout)
+    assert re.search(r"picture\.png: failed: no text: OCR found no words", first.stdout)
     assert re.search(r"gone\.txt: failed: no such file", first.stdout)
     assert "files: 4 (2 added, 0 updated, 0 unchanged, 2 failed)" in first.stdout
     assert "committing: 1 commit" in first.stderr

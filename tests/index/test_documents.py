@@ -37,7 +37,7 @@ def test_nested_files_get_relative_ids_and_bad_files_are_skipped_with_reasons(tm
     reasons = {Path(s.source).name: s.reason for s in report.skipped}
     assert "binary" in reasons["binary.txt"]
     assert "empty" in reasons["empty.txt"]
-    assert "unsupported" in reasons["image.png"]
+    assert "not what the extension .png says" in reasons["image.png"]  # four bytes are not even a PNG header
     assert ".hidden.txt" not in reasons
 
 

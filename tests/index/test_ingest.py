@@ -176,14 +176,14 @@ def test_ingest_commits_once_reports_every_file_and_sweeps_the_originals_of_dele
     engine.background_merges = False
     pdf = tmp_path / "survey.pdf"
     pdf.write_bytes(contents["survey.pdf"])
-    png = tmp_path / "picture.png"
-    png.write_bytes(contents["picture.png"])
+    png = tmp_path / "picture.gif"
+    png.write_bytes(files.gif_image())  # a kind citeqa does not read
     incoming = [
         IncomingFile(pdf, "survey.pdf", "survey.pdf", pdf.stat().st_size),
         IncomingFile(pdf, "survey.pdf", "copy/survey.pdf", pdf.stat().st_size),
         IncomingFile(pdf, "survey.pdf", "survey.pdf", pdf.stat().st_size),
-        IncomingFile(png, "picture.png", "picture.png", png.stat().st_size),
-        IncomingFile(png, "../x.png", None, 1, refused="file name refused"),
+        IncomingFile(png, "picture.gif", "picture.gif", png.stat().st_size),
+        IncomingFile(png, "../x.gif", None, 1, refused="file name refused"),
     ]
     generation = engine.collection.generation()
     recorder = Recorder()
@@ -193,7 +193,7 @@ def test_ingest_commits_once_reports_every_file_and_sweeps_the_originals_of_dele
         ("survey.pdf", "added"),
         ("copy/survey.pdf", "added"),
         ("survey.pdf", "failed"),
-        ("picture.png", "failed"),
+        ("picture.gif", "failed"),
         (None, "failed"),
     ]
     assert "another file in this request" in report.outcomes[2].reason
@@ -201,7 +201,7 @@ def test_ingest_commits_once_reports_every_file_and_sweeps_the_originals_of_dele
     assert engine.collection.generation() == generation + 1  # one commit for the whole list
     stages = [e[1] for e in recorder.events if e[0] == "begin"]
     assert stages == [Stage.PARSING, Stage.SPLITTING, Stage.EMBEDDING, Stage.COMMITTING]
-    assert ("files", ("picture.png",), Stage.FAILED) in recorder.events
+    assert ("files", ("picture.gif",), Stage.FAILED) in recorder.events
     assert recorder.events[-1] == ("files", ("survey.pdf", "copy/survey.pdf"), Stage.COMMITTED)
     # The same bytes under two ids: one stored file.
     sha = hashlib.sha256(contents["survey.pdf"]).hexdigest()

@@ -104,7 +104,7 @@ def test_pdf_metadata_gives_title_and_author(report: ParsedDocument) -> None:
 
 
 def test_pdf_without_text_layer_is_refused() -> None:
-    assert refusal(files.scanned_pdf(), "scan.pdf") == "no extractable text; OCR is not supported"
+    assert refusal(files.scanned_pdf(), "scan.pdf") == "no text: no text layer, and OCR found no words"
 
 
 def test_encrypted_pdf_is_refused() -> None:

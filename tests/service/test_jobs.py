@@ -204,7 +204,7 @@ def test_a_job_reports_each_file_including_the_ones_that_fail(tmp_path: Path, em
             ("failed", "failed"),
             ("failed", "failed"),
         ]
-        assert "PNG image" in job["files"][1]["reason"] and "refused" in job["files"][2]["reason"]
+        assert "OCR found no words" in job["files"][1]["reason"] and "refused" in job["files"][2]["reason"]
         assert job["counts"] | {} == {
             "files": 3, "queued": 0, "parsing": 0, "splitting": 0, "embedding": 0, "committing": 0, "committed": 1, "failed": 2,
         }  # fmt: skip

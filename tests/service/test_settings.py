@@ -47,6 +47,12 @@ DISTINCT = {
     "max_unpacked_bytes": 1002,
     "max_pdf_pages": 1003,
     "max_text_chars": 1004,
+    "max_image_pixels": 1005,
+    "ocr_max_pages": 1006,
+    "ocr_seconds_per_file": 1007.5,
+    "ocr_dpi": 301,
+    "ocr_language": "deu+fra",
+    "ocr_enabled": False,
     "max_request_bytes": 2001,
     "max_question_chars": 2002,
     "max_top_k": 2003,
@@ -58,7 +64,7 @@ DISTINCT = {
 
 
 def test_the_distinct_values_are_distinct_and_not_the_defaults() -> None:
-    values = [str(v) for v in DISTINCT.values() if not isinstance(v, bool)]  # three switches can only be off
+    values = [str(v) for v in DISTINCT.values() if not isinstance(v, bool)]  # the switches can only be off
     assert len(set(values)) == len(values)
     for name, value in DISTINCT.items():
         assert Settings.default(name) != value, name
@@ -98,6 +104,8 @@ def test_parse_claim_and_request_limits_carry_each_setting_into_its_own_field() 
         "max_unpacked_bytes": 1002,
         "max_pages": 1003,
         "max_text_chars": 1004,
+        "max_image_pixels": 1005,
+        "ocr": {"language": "deu+fra", "dpi": 301, "max_pages": 1006, "seconds_per_file": 1007.5, "enabled": False},
     }
     claims = settings.claim_settings()
     assert (claims.min_support, claims.unsupported) == (0.57, "drop")
