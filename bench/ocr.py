@@ -16,13 +16,15 @@ from citeqa.index.parsing.dispatch import parse_document
 from tests import scans
 from tests.index.test_ocr import accuracy
 
-# Dense pages: 42 lines of known words each (about 3,000 characters), in orders no language model could guess.
+# Full pages: 9 paragraphs of 34 known words each (about 1,900 letters and 36 lines, what fits a letter page at
+# 12 pt with the paragraph gaps), in orders no language model could guess.
 PAGE_COUNT = 5
-LINES = 42
+PARAGRAPHS = 9
+WORDS = 34
 
 
 def page_lines(page: int) -> list[str]:
-    return [scans.shuffled_words(1000 * page + line, 11) for line in range(LINES)]
+    return [scans.shuffled_words(1000 * page + paragraph, WORDS) for paragraph in range(PARAGRAPHS)]
 
 
 def main() -> None:
