@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from citeqa import __version__
+from citeqa.index.cluster.connect import ClusterError
 from citeqa.index.ranking.search import SearchMode
 from citeqa.index.storage.backup import BackupError
 from citeqa.index.storage.manifest import IndexMismatchError, IndexMissingError
@@ -37,6 +38,7 @@ USER_ERRORS = (
     KeyConfigError,
     WriterBusyError,
     BackupError,
+    ClusterError,
 )
 
 
@@ -46,6 +48,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["corpus_dir"] = Path(args.path)
     if getattr(args, "index_dir", None):
         overrides["index_dir"] = Path(args.index_dir)
+    if getattr(args, "ray", None):
+        overrides["ray_address"] = args.ray
     return Settings(**overrides)
 
 
@@ -355,6 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
     index = add("index", cmd_index, "build or refresh the index from a folder of documents (PDF, Word, HTML, Markdown, text)")
     index.add_argument("path", nargs="?", help="corpus folder (default: CITEQA_CORPUS_DIR or seeds/)")
     index.add_argument("--rebuild", action="store_true", help="ignore the existing index and build from scratch")
+    index.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="parse, split and embed on the Ray cluster whose head is ADDRESS (HOST:PORT or auto; needs citeqa[ray]); "
+        "this command commits (default: CITEQA_RAY_ADDRESS, else in-process)",
+    )
 
     add_files = add("add", cmd_add, "add or replace files in the collection, in one commit (each file's id is its name)")
     add_files.add_argument("files", nargs="+", metavar="FILE", help="PDF, Word (.docx), HTML, Markdown or text files")

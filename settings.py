@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         "write survives a power cut; false makes writes faster, and a power cut (not a crash) may then lose the last "
         "writes or leave them unreadable",
     )
+    ray_address: str | None = Field(
+        None,
+        description="a Ray cluster's head (`HOST:PORT`, or `auto`) that `citeqa index` parses, splits and embeds on "
+        "(needs `citeqa[ray]` and an ONNX encoder); the segments come back and are committed by the command itself, "
+        "in one commit. Unset: everything runs in-process",
+    )
     model: str = Field(
         DEFAULT_MODEL,
         description="embedding model: the bundled copy of all-MiniLM-L6-v2 (`bundled:all-MiniLM-L6-v2`), or a local "

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from contextlib import closing
 
+from citeqa.index.cluster.connect import preflight
 from citeqa.index.engine import Engine
 from citeqa.index.progress import NO_PROGRESS, Progress
 from citeqa.index.storage.collection import Collection
@@ -24,10 +25,17 @@ def build_from_corpus(
     assert settings.index_dir is not None  # Settings puts it in the data home when unset
     if not settings.corpus_dir.exists():
         raise DocumentError(f"corpus folder {settings.corpus_dir} does not exist")
+    if settings.ray_address and engine is None:
+        preflight(settings.ray_address)  # a bad address or a missing ray is said before the model loads
     if engine is None:
         # Emptied (with rebuild) before the folder is read: the originals stored while reading must survive it.
         with closing(Engine.create(settings.index_dir, settings.engine_settings(), rebuild=rebuild)) as own:
             return build_from_corpus(settings, progress=progress, engine=own)
+    if settings.ray_address:
+        # Parsed, split and embedded on a Ray cluster's workers; committed here, in one commit (index/cluster/).
+        from citeqa.index.cluster.ingest import build_on_cluster
+
+        return build_on_cluster(engine, settings.corpus_dir, settings.ray_address, limits=settings.parse_limits())
     report = load_folder(settings.corpus_dir, limits=settings.parse_limits(), originals=engine.originals, progress=progress)
     documents, duplicates = first_of_each_id(report.documents)
     result = engine.sync(documents, report.origin, progress=progress)

@@ -21,7 +21,8 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("citeqa.index.ranking",),
     ("citeqa.index.answering",),
     ("citeqa.index.writing",),
-    ("citeqa.index", "citeqa.index.engine"),
+    # index/cluster/ (a Ray ingestion) drives an Engine's writer from outside: beside the engine, never below it.
+    ("citeqa.index", "citeqa.index.engine", "citeqa.index.cluster"),
     ("citeqa.settings",),
     # console.py draws progress on a terminal for the commands (cli, eval's scripts); a server never draws.
     ("citeqa.console", "citeqa.service", "citeqa.eval"),

@@ -81,8 +81,10 @@ class Embedder:
         models_dir: Path | None = None,
         query_cache_size: int = QUERY_CACHE_SIZE,
         threads: int | None = None,
+        bulk_on_every_core: bool = True,
     ) -> None:
-        """`threads`: how many threads the model may use per call (None: every core this process may run on)."""
+        """`threads`: how many threads the model may use per call (None: every core this process may run on); the
+        ONNX encoders run bulk calls on every core regardless, unless `bulk_on_every_core` is False."""
         if encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {encoder!r}: choose one of {', '.join(ENCODERS)}")
         self.model_name = model
@@ -92,6 +94,7 @@ class Embedder:
         self.models_dir = models_dir
         self.query_cache_size = query_cache_size
         self.threads = threads
+        self.bulk_on_every_core = bulk_on_every_core
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._queries_lock = threading.Lock()
         self.query_batches = QueryBatcher(self.embed, QUERY_BATCH_LIMIT)
@@ -117,7 +120,14 @@ class Embedder:
 
         if self.models_dir is None:
             raise ValueError(f"the {self.encoder} encoder needs models_dir: the folder its ONNX export is kept in")
-        return OnnxEncoder(self.model_path, self.fingerprint, self.encoder, self.models_dir, threads=self.threads)
+        return OnnxEncoder(
+            self.model_path,
+            self.fingerprint,
+            self.encoder,
+            self.models_dir,
+            threads=self.threads,
+            bulk_on_every_core=self.bulk_on_every_core,
+        )
 
     @cached_property
     def fingerprint(self) -> str:

@@ -55,7 +55,10 @@ class OnnxEncoder:
         variant: str = "onnx-int8",
         models_dir: Path | None = None,
         threads: int | None = None,
+        bulk_on_every_core: bool = True,
     ) -> None:
+        """`bulk_on_every_core=False` keeps bulk work on `threads` too: for a process given its share of the cores by
+        a scheduler (a Ray actor given one CPU), where every core would take the others' share."""
         if variant not in ONNX_VARIANTS:
             raise ValueError(f"unknown ONNX variant {variant!r}: choose one of {sorted(ONNX_VARIANTS)}")
         if models_dir is None:
@@ -82,6 +85,7 @@ class OnnxEncoder:
 
         onnxruntime.disable_telemetry_events()
         self.threads = threads or available_cores()
+        self.bulk_on_every_core = bulk_on_every_core
         self.session = self._new_session(self.threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self._bulk_session: Any = None
@@ -106,7 +110,7 @@ class OnnxEncoder:
         process given fewer threads for its queries: `citeqa serve --workers N` gives each worker cores/N, and on
         one thread an upload job embedded at half the speed of two (16.1 against 32.2 texts/s, measured). The bulk
         session is made the first time it is needed, so a worker that only answers queries never holds it."""
-        if count < BULK_TEXTS or self.threads >= available_cores():
+        if count < BULK_TEXTS or not self.bulk_on_every_core or self.threads >= available_cores():
             return self.session
         with self._bulk_lock:
             if self._bulk_session is None:

@@ -40,7 +40,7 @@ from citeqa.index.storage.manifest import REBUILD_HINT, IndexConfig, IndexMismat
 from citeqa.index.storage.originals import DEFAULT_GRACE_SECONDS, OriginalStore
 from citeqa.index.storage.segment_merge import merge_segments
 from citeqa.index.storage.segment_reader import SegmentReader
-from citeqa.index.storage.segment_writer import PreparedDocument, write_segment
+from citeqa.index.storage.segment_writer import PreparedDocument, SegmentInfo, write_segment
 from citeqa.index.storage.snapshot import Snapshot
 from citeqa.index.storage.snapshot_cache import SnapshotCache
 from citeqa.index.storage.write_lock import WriteLock, file_lock
@@ -55,9 +55,16 @@ LOCK_FILE = "write.lock"
 # STAGING_LOCK file inside it until it is done; a staging folder whose lock is free was left by a killed backup.
 STAGING_PREFIX = ".backup-"
 STAGING_LOCK = ".lock"
+# Segments built elsewhere wait in `<collection>/.incoming-<id>/` for the one commit that attaches them, locked the
+# same way while their job runs (incoming.py); one whose lock is free was left by a job that died.
+INCOMING_PREFIX = ".incoming-"
 # Log-structured merge policy: segments are grouped by size tier (powers of MERGE_FACTOR chunks); a tier holding
 # MERGE_FACTOR segments is merged into one, so a document is copied O(log n) times over its life.
 MERGE_FACTOR = 8
+
+
+class DocumentChangedError(RuntimeError):
+    """A document a job left out as unchanged was changed by another writer before the job's commit."""
 
 
 class CollectionReplacedError(RuntimeError):
@@ -273,6 +280,55 @@ class Collection:
             result.generation = self.catalog.commit(infos, sorted(removals))
         return result
 
+    def attach(
+        self,
+        segments: list[tuple[Path, SegmentInfo]],
+        unchanged: dict[str, str],
+        timeout: float = 60.0,
+        mirror: tuple[str, set[str]] | None = None,
+    ) -> WriteResult:
+        """Attach segments built elsewhere (folders in an incoming area, checked by incoming.py) in one commit.
+
+        `unchanged` maps the ids left out of the segments (found unchanged when the job began) to the hash they had
+        then. Under the write lock, added / updated / unchanged / removed are worked out again by content hash from
+        the catalog as it is now; a document left out as unchanged that changed since refuses the whole commit
+        (DocumentChangedError), so nothing is attached. `mirror` as in `write`. The segments' folders are moved into
+        segments/ just before the catalog commit that names them (an unnamed one is removed by the next writer)."""
+        ids = [doc_id for _, info in segments for doc_id in info.doc_ids]
+        if len(set(ids)) != len(ids) or set(ids) & set(unchanged):
+            raise ValueError("a document is in two incoming segments (or both in one and left out as unchanged)")
+        with self.writing(timeout):
+            self._collect_garbage()
+            current = self.hashes(None if mirror else ids + list(unchanged))
+            moved = [doc_id for doc_id, sha in unchanged.items() if current.get(doc_id) != sha]
+            if moved:
+                raise DocumentChangedError(
+                    f"{len(moved)} document(s) changed while the job ran (first: {moved[0]}); nothing was committed, run it again"
+                )
+            hashes = {doc_id: sha for _, info in segments for doc_id, sha in zip(info.doc_ids, info.doc_hashes, strict=True)}
+            removals: set[str] = set()
+            if mirror is not None:
+                prefix, wanted = mirror
+                removals = {d for d, source in self.catalog.sources().items() if source.startswith(prefix) and d not in wanted}
+            removals -= set(ids)
+            result = WriteResult(
+                added=[d for d in ids if d not in current],
+                updated=[d for d in ids if d in current and current[d] != hashes[d]],
+                # Same content as committed (another writer got there first): attached anyway, reported unchanged.
+                unchanged=sorted(set(unchanged) | {d for d in ids if current.get(d) == hashes[d]}),
+                removed=sorted(removals),
+                generation=self.generation(),
+            )
+            if not result.changed:
+                return result
+            target = self.folder / SEGMENTS_DIR
+            for folder, info in segments:
+                os.replace(folder, target / info.name)
+            if self.durable and segments:
+                fsync_dir(target)
+            result.generation = self.catalog.commit([info for _, info in segments], sorted(removals))
+        return result
+
     def _collect_garbage(self) -> None:
         """Remove segment folders no commit references (staged by a killed writer, or merged away), and backup
         staging folders whose backup is gone (killed before it removed its own)."""
@@ -314,9 +370,10 @@ class Collection:
 
 
 def remove_abandoned_staging(folder: Path) -> None:
-    """Remove the collection's backup staging folders that no running backup holds. Call it under the write lock:
-    a backup creates its folder and locks it under that lock, so none is seen here unlocked while in use."""
-    for entry in folder.glob(f"{STAGING_PREFIX}*"):
+    """Remove the collection's backup staging folders and incoming areas that no running backup or job holds. Call
+    it under the write lock: a backup creates its folder and locks it under that lock, and a job's incoming area is
+    locked before it gets its name, so none is seen here unlocked while in use."""
+    for entry in [*folder.glob(f"{STAGING_PREFIX}*"), *folder.glob(f"{INCOMING_PREFIX}*")]:
         lock_path = entry / STAGING_LOCK
         try:
             handle = lock_path.open("a+")  # created if the backup was killed before it made its lock

@@ -113,14 +113,20 @@ class Preparer:
         """Split, embed and tokenise `documents`, reporting the splitting and embedding stages to `progress`."""
         if not documents:
             return []
-        ids = [d.id for d in documents]
-        progress.begin(Stage.SPLITTING, len(documents))
-        progress.files(ids, Stage.SPLITTING)
-        split: list[SplitDocument] = []
-        for document in documents:
-            split.append((document, split_document(document, self.settings.chunker), evidence_units(document.text)))
-            progress.advance(Stage.SPLITTING)
-        progress.end(Stage.SPLITTING)
+        return self.prepare_split(self.split(documents, progress), show_progress, progress)
+
+    def split(self, documents: list[Document], progress: Progress = NO_PROGRESS) -> list[SplitDocument]:
+        """Each document with its chunks and evidence units: the part of preparing that needs no encoder (a Ray
+        ingestion runs it in tasks apart from the encoders, index/cluster/)."""
+        return split_documents(documents, self.settings, progress)
+
+    def prepare_split(
+        self, split: list[SplitDocument], show_progress: bool = False, progress: Progress = NO_PROGRESS
+    ) -> list[PreparedDocument]:
+        """Embed and tokenise documents already split (`split`), in their order."""
+        if not split:
+            return []
+        ids = [d.id for d, _, _ in split]
         passages = [passage_text(d, c, self.settings.title_in_passages) for d, chunks, _ in split for c in chunks]
         progress.files(ids, Stage.EMBEDDING)
         if self.settings.unit_vectors == "pooled":
@@ -228,6 +234,18 @@ class Preparer:
             parts.append(self.embedder.embed(texts[start:end]))
             progress.advance(Stage.EMBEDDING, len(parts[-1]))
         return np.concatenate(parts) if parts else self.embedder.embed([])
+
+
+def split_documents(documents: list[Document], settings: IndexSettings, progress: Progress = NO_PROGRESS) -> list[SplitDocument]:
+    """Each document with its chunks and evidence units, as `settings` split them (no encoder needed)."""
+    progress.begin(Stage.SPLITTING, len(documents))
+    progress.files([d.id for d in documents], Stage.SPLITTING)
+    split: list[SplitDocument] = []
+    for document in documents:
+        split.append((document, split_document(document, settings.chunker), evidence_units(document.text)))
+        progress.advance(Stage.SPLITTING)
+    progress.end(Stage.SPLITTING)
+    return split
 
 
 def progress_slices(texts: list[str], progress: Progress) -> Iterator[tuple[int, int]]:

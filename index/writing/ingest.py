@@ -67,7 +67,8 @@ def document_from_bytes(
     return document, original
 
 
-def _read(path: Path) -> bytes:
+def read_file(path: Path) -> bytes:
+    """A file's bytes, or DocumentError saying why not."""
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -75,6 +76,19 @@ def _read(path: Path) -> bytes:
 
 
 # -- a folder ---------------------------------------------------------------------------------------------------
+
+
+def list_folder(root: Path) -> tuple[Path, list[Path], str | None]:
+    """The files a folder build reads, in a stable order: (the folder ids are relative to, the files sorted, the
+    source prefix of the folder's documents, None for a single file). Hidden files and folders are left out."""
+    root = Path(root)
+    if not root.exists():
+        raise DocumentError(f"corpus folder {root} does not exist")
+    base = root.parent if root.is_file() else root
+    paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    # Hidden files and folders (.git, editor swap files) are never documents.
+    paths = [p for p in paths if not any(part.startswith(".") for part in p.relative_to(base).parts)]
+    return base, paths, None if root.is_file() else f"{base.name}/"
 
 
 def load_folder(
@@ -86,20 +100,14 @@ def load_folder(
     """Every file under root (recursively, sorted; hidden files and folders left out) as a Document, or skipped
     with its reason. With `originals`, each parsed file's bytes are stored there as they are read (so a large
     folder is never held in memory at once)."""
-    root = Path(root)
-    if not root.exists():
-        raise DocumentError(f"corpus folder {root} does not exist")
-    base = root.parent if root.is_file() else root
-    paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    # Hidden files and folders (.git, editor swap files) are never documents.
-    paths = [p for p in paths if not any(part.startswith(".") for part in p.relative_to(base).parts)]
-    report = LoadReport(origin=None if root.is_file() else f"{base.name}/")
+    base, paths, origin = list_folder(root)
+    report = LoadReport(origin=origin)
     progress.begin(Stage.PARSING, len(paths))
     for path in paths:
         doc_id = document_id_for(path, base)
         progress.files([doc_id], Stage.PARSING)
         try:
-            raw = _read(path)
+            raw = read_file(path)
             # The source names the file as "<corpus folder>/<relative path>": readable, and no absolute path leaks.
             document, _ = document_from_bytes(raw, path.name, doc_id, f"{base.name}/{doc_id}", limits, progress)
             if originals is not None:
@@ -218,7 +226,7 @@ def _parse_one(
         return failed(f"another file in this request has the id '{incoming.doc_id}'")
     progress.files([incoming.doc_id], Stage.PARSING)
     try:
-        raw = _read(incoming.path)
+        raw = read_file(incoming.path)
         document, original = document_from_bytes(
             raw, incoming.filename, incoming.doc_id, f"{source_prefix}{incoming.doc_id}", limits, progress
         )

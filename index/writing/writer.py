@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from citeqa.index.parsing.dispatch import ParseLimits
 from citeqa.index.progress import NO_PROGRESS, Progress, Stage, WriteStopped
 from citeqa.index.storage.collection import Collection, WriteResult
 from citeqa.index.storage.originals import OriginalStore
+from citeqa.index.storage.segment_writer import SegmentInfo
 from citeqa.index.text.documents import Document
 from citeqa.index.writing.builder import Preparer
 from citeqa.index.writing.ingest import DEFAULT_LIMITS, IncomingFile, IngestReport, parse_files
@@ -64,6 +66,27 @@ class Writer:
         parsed = parse_files(self.originals, files, source_prefix, limits, progress)
         result = self.upsert(parsed.documents, progress=progress) if parsed.documents else None
         return parsed.report(result)
+
+    def attach(
+        self,
+        segments: list[tuple[Path, SegmentInfo]],
+        unchanged: dict[str, str],
+        source_prefix: str | None,
+        progress: Progress = NO_PROGRESS,
+    ) -> WriteResult:
+        """Commit segments prepared elsewhere (a Ray ingestion's, checked in an incoming area) in one commit, as
+        `sync` commits a folder's: documents from `source_prefix` found in neither `segments` nor `unchanged` are
+        removed. Merges in the foreground after, as a folder build does."""
+        ids = [doc_id for _, info in segments for doc_id in info.doc_ids] + list(unchanged)
+        mirror = (source_prefix, set(ids)) if source_prefix else None
+        progress.begin(Stage.COMMITTING, 1)
+        progress.files(ids, Stage.COMMITTING)
+        result = self.collection.attach(segments, unchanged, timeout=self.timeout, mirror=mirror)
+        progress.advance(Stage.COMMITTING)
+        progress.end(Stage.COMMITTING)
+        progress.files(ids, Stage.COMMITTED)
+        self._merge_now(result)
+        return result
 
     def delete(self, doc_ids: list[str]) -> WriteResult:
         result = self.collection.write([], doc_ids, timeout=self.timeout)

@@ -1,0 +1,249 @@
+"""Ingestion on a real Ray cluster (ray.cluster_utils.Cluster: a head and two worker nodes on this machine, every
+process on 127.0.0.1, dashboard and usage statistics off), against the same folder built in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Read when ray is imported, here and in every process it starts: no usage statistics; and a head on 127.0.0.1 is
+# reached on 127.0.0.1 (index/cluster/connect.py says why).
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+
+import ray
+from ray.cluster_utils import Cluster
+
+from citeqa.home import bundled
+from citeqa.index.cluster.connect import ClusterError, check_address
+from citeqa.index.engine import Engine
+from citeqa.index.storage.collection import INCOMING_PREFIX, SEGMENTS_DIR
+from citeqa.service.indexing import build_from_corpus
+from citeqa.settings import Settings
+from tests.files import report_docx, report_pdf
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+NODE = {"node_ip_address": "127.0.0.1", "object_store_memory": 250 * 1024 * 1024}
+QUESTIONS = [json.loads(line)["question"] for line in bundled("eval").joinpath("gold.jsonl").read_text().splitlines()][:20]
+
+
+def write_corpus(folder: Path, copies: int) -> Path:
+    """The seed document, its paragraphs as documents of their own (`copies` rounds, each with its own note), a PDF,
+    a Word file, and a file that fails to parse."""
+    folder.mkdir(parents=True)
+    seed = next(bundled("seeds").glob("*.txt"))
+    text = seed.read_text(encoding="utf-8")
+    (folder / seed.name).write_text(text, encoding="utf-8")
+    paragraphs = [p for p in text.split("\n\n") if p.strip()]
+    for round_ in range(copies):
+        for i, paragraph in enumerate(paragraphs):
+            note = f"Note {round_}-{i}: filed under round {round_}.\n\n"
+            (folder / f"part-{round_:02d}-{i:02d}.md").write_text(f"# Part {round_}.{i}\n\n{note}{paragraph}\n", encoding="utf-8")
+    (folder / "report.pdf").write_bytes(report_pdf())
+    (folder / "report.docx").write_bytes(report_docx())
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.7 not really a PDF")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    head = {**NODE, "num_cpus": 0, "include_dashboard": False}  # the head schedules nothing: work lands on workers
+    test_cluster = Cluster(initialize_head=True, head_node_args=head)
+    for _ in range(2):
+        test_cluster.add_node(num_cpus=1, **NODE)
+    test_cluster.wait_for_nodes()
+    try:
+        yield test_cluster
+    finally:
+        ray.shutdown()
+        test_cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_corpus(tmp_path_factory.mktemp("cluster") / "corpus", copies=4)
+
+
+@pytest.fixture(scope="module")
+def local_engine(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path_factory.mktemp("local") / "index")
+    engine = Engine.create(settings.index_dir, settings.engine_settings())
+    build_from_corpus(settings, engine=engine)
+    yield engine
+    engine.close()
+
+
+def build_on_ray(corpus: Path, index_dir: Path, address: str) -> tuple[Engine, object]:
+    settings = Settings(corpus_dir=corpus, index_dir=index_dir, ray_address=address)
+    engine = Engine.create(index_dir, settings.engine_settings())
+    return engine, build_from_corpus(settings, engine=engine)
+
+
+def contents(engine: Engine) -> list[tuple]:
+    return [(d.id, d.sha256, d.chunks, d.source, engine.document(d.id).text) for d in engine.documents()]
+
+
+def rankings(engine: Engine) -> list[list[tuple]]:
+    found = []
+    for question in QUESTIONS:
+        results = engine.search(question, top_k=10)
+        found.append([(r.chunk.doc_id, r.chunk.ordinal, r.quote.start, r.quote.end) for r in results])
+    return found
+
+
+def assert_nothing_staged(index_dir: Path) -> None:
+    assert not list(index_dir.glob(f"*{INCOMING_PREFIX}*")), "an incoming area was left behind"
+    assert not list((index_dir / SEGMENTS_DIR).glob(".tmp-*")), "a staged segment was left behind"
+
+
+def test_a_ray_build_is_the_in_process_build(cluster: Cluster, corpus: Path, local_engine: Engine, tmp_path: Path) -> None:
+    engine, summary = build_on_ray(corpus, tmp_path / "index", cluster.address)
+    try:
+        assert contents(engine) == contents(local_engine)
+        assert [s.source for s in summary.skipped] == [str(corpus / "broken.pdf")]
+        assert rankings(engine) == rankings(local_engine)
+        assert engine.collection.manifest.config == local_engine.collection.manifest.config  # the encoder's hash holds
+        assert engine.stats().generation == 1, "everything attached in one commit"
+        assert_nothing_staged(tmp_path / "index")
+        # Run again: every document is unchanged, nothing is embedded or committed.
+        again = build_from_corpus(
+            Settings(corpus_dir=corpus, index_dir=tmp_path / "index", ray_address=cluster.address), engine=engine
+        )
+        assert (len(again.unchanged), again.written) == (len(contents(local_engine)), False)
+        assert engine.stats().generation == 1
+    finally:
+        engine.close()
+
+
+def test_a_worker_node_lost_mid_job_still_commits_each_document_once(
+    cluster: Cluster, corpus: Path, local_engine: Engine, tmp_path: Path
+) -> None:
+    victim = sorted(cluster.worker_nodes, key=lambda node: node.unique_id)[-1]
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["engine"], outcome["summary"] = build_on_ray(corpus, tmp_path / "index", cluster.address)
+        except BaseException as exc:  # reported by the assertion below
+            outcome["error"] = exc
+
+    job = threading.Thread(target=run)
+    job.start()
+    time.sleep(5.0)  # parsing is done and the encoder actors are at work by now (this moment is a trigger, not a measurement)
+    cluster.remove_node(victim, allow_graceful=False)
+    job.join(timeout=240)
+    cluster.add_node(num_cpus=1, **NODE)  # back to two workers for the tests after this one
+    assert "error" not in outcome, outcome.get("error")
+    engine = outcome["engine"]
+    assert isinstance(engine, Engine)
+    try:
+        assert contents(engine) == contents(local_engine)
+        assert engine.stats().generation == 1, "one commit"
+        ids = [row.id for row in engine.collection.documents()]
+        assert len(ids) == len(set(ids)) == len(contents(local_engine))
+        assert_nothing_staged(tmp_path / "index")
+    finally:
+        engine.close()
+
+
+def test_a_failed_job_leaves_the_collection_as_it_was(cluster: Cluster, tmp_path: Path) -> None:
+    # A folder that vanishes between the listing and the commit is a job that fails; a collection it was to write
+    # into stays empty, its incoming area removed.
+    settings = Settings(corpus_dir=tmp_path / "missing", index_dir=tmp_path / "index", ray_address=cluster.address)
+    engine = Engine.create(settings.index_dir, settings.engine_settings())
+    try:
+        with pytest.raises(Exception, match="does not exist"):
+            build_from_corpus(settings, engine=engine)
+        assert engine.stats().documents == 0
+        assert_nothing_staged(tmp_path / "index")
+    finally:
+        engine.close()
+
+
+def test_a_driver_killed_mid_job_leaves_the_collection_unchanged(cluster: Cluster, corpus: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    command = [sys.executable, "-m", "citeqa", "index", str(corpus), "--index-dir", str(index_dir), "--ray", cluster.address]
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (index_dir / "manifest.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(4.0)  # the job is under way on the cluster (a trigger, not a measurement)
+        assert driver.poll() is None, "the job ended before it could be killed"
+    finally:
+        driver.kill()
+        driver.wait()
+    engine = Engine.open(index_dir, Settings(index_dir=index_dir).engine_settings())
+    try:
+        assert (engine.stats().documents, engine.stats().generation) == (0, 0), "nothing was committed"
+        engine.collection.write([], [])  # the next write removes whatever the killed job left
+        assert_nothing_staged(index_dir)
+    finally:
+        engine.close()
+
+
+def test_bad_addresses_are_refused_with_the_reason() -> None:
+    for address in ("ray://127.0.0.1:10001", "nowhere", "127.0.0.1:0"):
+        with pytest.raises(ClusterError):
+            check_address(address)
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        for child in children.get(pid, []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _sockets_of(pids: set[int]) -> set[str]:
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    return inodes
+
+
+LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+
+
+def test_every_ray_process_listens_and_connects_on_loopback_only(cluster: Cluster) -> None:
+    pids = _descendants(os.getpid()) | {os.getpid()}
+    inodes = _sockets_of(pids)
+    seen = 0
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+            if inode not in inodes:
+                continue
+            seen += 1
+            assert local.split(":")[0] in LOOPBACK, f"a Ray process is bound to {local} ({table})"
+            if state != "0A":  # not listening: a connection, whose far end must be loopback too
+                assert remote.split(":")[0] in LOOPBACK, f"a Ray process is connected to {remote} ({table})"
+    assert seen > 5, "the cluster's sockets were found"
