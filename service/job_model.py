@@ -39,6 +39,8 @@ class JobFileEntry:
     stage: Stage = Stage.QUEUED
     status: str | None = None
     reason: str | None = None
+    pages_read: int | None = None  # OCR: pages of this file read so far, of pages_to_read
+    pages_to_read: int | None = None
 
     @classmethod
     def of(cls, incoming: IncomingFile) -> JobFileEntry:
@@ -51,6 +53,7 @@ class JobFileEntry:
         return {
             "filename": self.filename, "doc_id": self.doc_id, "size": self.size, "name": self.name, "sha256": self.sha256,
             "refused": self.refused, "stage": self.stage.value, "status": self.status, "reason": self.reason,
+            "pages_read": self.pages_read, "pages_to_read": self.pages_to_read,
         }  # fmt: skip
 
     @classmethod
@@ -139,5 +142,6 @@ class Job:
                 attempts=self.attempts,
                 counts=counts,
                 files=[JobFile(filename=f.filename, id=f.doc_id, bytes=f.size, stage=f.stage.value, status=f.status,
-                               reason=f.reason) for f in self.files],
+                               reason=f.reason, pages_read=f.pages_read, pages_to_read=f.pages_to_read)
+                       for f in self.files],
             )  # fmt: skip

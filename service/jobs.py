@@ -94,6 +94,14 @@ class JobProgress(StopWhenAsked):
                         entry.status = "failed"
         self.save(force=True)
 
+    def pages(self, doc_id: str, done: int, total: int) -> None:
+        with self.job.lock:
+            entry = self.by_id.get(doc_id)
+            if entry is not None:
+                entry.pages_read, entry.pages_to_read = done, total
+        self.save()
+        super().pages(doc_id, done, total)
+
 
 class JobRunner:
     """One per server process: a thread that waits for the runner lock, then runs the data home's jobs."""

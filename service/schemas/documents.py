@@ -114,6 +114,8 @@ class JobFile(BaseModel):
     stage: Literal["queued", "parsing", "splitting", "embedding", "committing", "committed", "failed"]
     status: Literal["added", "updated", "unchanged", "failed"] | None = Field(None, description="set when the job ends")
     reason: str | None = None
+    pages_read: int | None = Field(None, description="scans and images: pages OCR has read so far, of pages_to_read")
+    pages_to_read: int | None = Field(None, description="scans and images: pages OCR reads in this file")
 
 
 class JobCounts(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 
@@ -94,3 +95,23 @@ def test_one_bad_picture_never_stops_the_others(client: TestClient, scan: Image.
     outcomes = {f["filename"]: f for f in reply.json()["files"]}
     assert outcomes["bomb.png"]["status"] == "failed" and "megapixels" in outcomes["bomb.png"]["reason"]
     assert outcomes["weir2.jpg"]["status"] == "added"
+
+
+def test_a_job_shows_the_pages_ocr_has_read(client: TestClient) -> None:
+    pages = [scans.scanned_page(scans.text_pdf([[paragraph]]), dpi=150) for paragraph in scans.SCAN_PARAGRAPHS[1:]]
+    tiff = io.BytesIO()
+    pages[0].save(tiff, "TIFF", save_all=True, append_images=pages[1:])
+    reply = client.post("/v1/documents?wait=false", files=files_form({"counts.tiff": tiff.getvalue()}))
+    assert reply.status_code == 202, reply.text
+    seen = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        seen.append(client.get(reply.json()["status_url"]).json())
+        if seen[-1]["state"] in ("done", "failed"):
+            break
+        time.sleep(0.05)
+    job = seen[-1]
+    assert job["state"] == "done", job
+    [entry] = job["files"]
+    assert entry["status"] == "added" and (entry["pages_read"], entry["pages_to_read"]) == (2, 2)
+    assert all(f["pages_read"] in (None, 1, 2) for state in seen for f in state["files"])
