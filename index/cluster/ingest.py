@@ -1,10 +1,11 @@
 """`citeqa index DIR --ray ADDRESS`: a folder built on a Ray cluster and committed here, in one commit.
 
 The driver (this process) lists the folder in a stable order and reads the files; workers parse and split them
-(tasks), embed them (an actor pool, each actor running the driver's own ONNX file) and write whole segments (the
-sink). The segments come back as bytes into the collection's incoming area, are checked there against the
-manifest, and the driver attaches them all in one commit (`Writer.attach`). Until that commit nothing is visible;
-a job that fails at any point leaves the collection as it was and its incoming area removed.
+(a map step, which Ray Data fuses into the encoder actors' processes), embed them (an actor pool, each actor
+running the driver's own ONNX file) and write whole segments (the sink). The segments come back as bytes into the
+collection's incoming area, are checked there against the manifest, and the driver attaches them all in one commit
+(`Writer.attach`). Until that commit nothing is visible; a job that fails at any point leaves the collection as it
+was and its incoming area removed.
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ def build_on_cluster(
             batch_format="pandas",
             batch_size=DOCUMENTS_PER_BATCH,
             fn_constructor_kwargs={"bundle": [bundle], "settings": engine.settings.index, "threads": 1},
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers),
+            # Started at full size: an autoscaling pool that starts at one actor was measured never to grow on a
+            # job of a few hundred files. It may shrink to one when a node is lost (Ray restarts that actor elsewhere).
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers, initial_size=workers),
             num_cpus=1,
         )
         dataset.write_datasink(sink)

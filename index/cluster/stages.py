@@ -1,4 +1,4 @@
-"""What runs on a cluster's workers: files parsed and split (tasks), embedded (one encoder per actor), and written
+"""What runs on a cluster's workers: files parsed and split (a map step), embedded (one encoder per actor), and written
 into whole segments (the sink's write tasks). Nothing here touches the collection.
 
 Rows carry one file each, as pandas columns: `position` (its place in the folder's sorted list, so any row can be
