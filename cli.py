@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from citeqa import __version__
-from citeqa.index.cluster.connect import ClusterError
+from citeqa.index.cluster.connect import ClusterError, preflight
 from citeqa.index.ranking.search import SearchMode
 from citeqa.index.storage.backup import BackupError
 from citeqa.index.storage.manifest import IndexMismatchError, IndexMissingError
@@ -145,6 +145,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if reason:
         print(f"citeqa: error: {reason}", file=sys.stderr)
         return 2
+    if settings.ray_address:
+        preflight(settings.ray_address, settings.encoder)  # upload jobs run on the cluster: refuse a bad address now
     for note in serving_notes(settings):
         print(f"citeqa: {note}", file=sys.stderr)
     workers = settings.server_workers()

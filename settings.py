@@ -66,9 +66,10 @@ class Settings(BaseSettings):
     )
     ray_address: str | None = Field(
         None,
-        description="a Ray cluster's head (`HOST:PORT`, or `auto`) that `citeqa index` parses, splits and embeds on "
-        "(needs `citeqa[ray]` and an ONNX encoder); the segments come back and are committed by the command itself, "
-        "in one commit. Unset: everything runs in-process",
+        description="a Ray cluster's head (`HOST:PORT`, or `auto`) that `citeqa index` and a server's upload jobs "
+        "parse, split and embed on (needs `citeqa[ray]` and an ONNX encoder); the segments come back and are committed "
+        "by the command or the server itself, in one commit. Uploads answered while the request waits stay "
+        "in-process. Unset: everything runs in-process",
     )
     model: str = Field(
         DEFAULT_MODEL,

@@ -28,6 +28,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # a head on 127
 from citeqa.eval.beir import load_beir
 from citeqa.eval.bench import cpu_name
 from citeqa.index.cluster.connect import require_ray
+from citeqa.index.cluster.ingest import ClusterJob
 from citeqa.index.cluster.ingest import build_on_cluster as ingest_on_cluster
 from citeqa.index.engine import Engine
 from citeqa.index.models.embedding import Embedder
@@ -63,7 +64,7 @@ def build(corpus: Path, index_dir: Path, address: str | None, threads: int | Non
         report = load_folder(corpus, originals=engine.originals)
         engine.sync(report.documents, report.origin)
     else:
-        ingest_on_cluster(engine, corpus, address)
+        ingest_on_cluster(engine, corpus, ClusterJob(address))
     return engine, time.perf_counter() - started
 
 

@@ -17,11 +17,10 @@ from citeqa.index.writing.ingest import IncomingFile, IngestReport
 from citeqa.service.collections import CollectionRegistry
 from citeqa.service.deps import collection_name
 from citeqa.service.errors import install_error_handlers
-from citeqa.service.indexing import open_or_build
+from citeqa.service.indexing import ingest_upload_job, open_or_build
 from citeqa.service.job_model import Job
 from citeqa.service.job_store import JobStore, Retention
 from citeqa.service.jobs import JobBoard, JobRunner
-from citeqa.service.library import UPLOAD_SOURCE
 from citeqa.service.limits import Limits
 from citeqa.service.mcp_http import McpEndpoint
 from citeqa.service.routers import chat, collections, documents, health, jobs, search, web
@@ -44,7 +43,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return app.state.collections.get(collection)
 
     def run_upload_job(job: Job, files: list[IncomingFile], progress: Progress) -> IngestReport:
-        return engine_for(job.collection).ingest_files(files, UPLOAD_SOURCE, settings.parse_limits(), progress)
+        return ingest_upload_job(settings, engine_for(job.collection), files, progress)
 
     mcp = McpEndpoint(engine_for, answer_top_k=settings.answer_top_k, host=settings.host, limits=Limits.of(settings))
 

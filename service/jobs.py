@@ -31,7 +31,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from citeqa.index.cluster.connect import ClusterError
 from citeqa.index.progress import Progress, Stage, StopWhenAsked, WriteStopped
+from citeqa.index.storage.collection import DocumentChangedError
 from citeqa.index.storage.manifest import IndexMissingError
 from citeqa.index.storage.write_lock import WriterBusyError
 from citeqa.index.writing.ingest import IncomingFile, IngestReport
@@ -163,13 +165,13 @@ class JobRunner:
                 log.info("upload job %s stopped with the server; it is queued again", job.id)
                 self.store.requeue(job, count_attempt=False)
                 return
-            except WriterBusyError as exc:
+            except (WriterBusyError, DocumentChangedError) as exc:
                 if job.attempts < self.max_attempts:
-                    log.warning("upload job %s waits for a busy writer; queued again: %s", job.id, exc)
+                    log.warning("upload job %s could not commit; queued again: %s", job.id, exc)
                     self.store.requeue(job, count_attempt=True)
                     return
                 job.fail(f"nothing was committed: {exc}")
-            except (IndexMissingError, KeyError, OSError, sqlite3.Error) as exc:  # dropped collection, full disk
+            except (IndexMissingError, KeyError, OSError, sqlite3.Error, ClusterError) as exc:  # dropped collection, full disk
                 log.warning("upload job %s failed: %s", job.id, exc)
                 job.fail(f"nothing was committed: {_reason(exc)}")
             except Exception as exc:  # anything else is a bug, but it fails this job only: the runner goes on

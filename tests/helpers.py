@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,6 +53,46 @@ def running_server(index_dir: Path, **extra_env: str) -> Iterator[str]:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@contextmanager
+def server_group(index_dir: Path, log_path: Path, **extra_env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`citeqa serve` in a process group of its own (so one signal reaches a supervisor and all its workers, for the
+    kill tests); yields its base URL and process once it answers, and stops the whole group at the end."""
+    port = free_port()
+    with log_path.open("ab") as log:
+        server = subprocess.Popen(
+            [*CITEQA, "serve", "--port", str(port)],
+            env=citeqa_env(index_dir, **extra_env),
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(base, server, seconds=180, log_path=log_path)
+            yield base, server
+        finally:
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGTERM)
+                try:
+                    server.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(server.pid, signal.SIGKILL)
+                    server.wait()
+            _wait_for_group_to_exit(server.pid)
+
+
+def _wait_for_group_to_exit(group: int, seconds: float = 30) -> None:
+    """Workers outlive their supervisor by a moment: wait until no process of the group is left."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.killpg(group, signal.SIGKILL)
 
 
 def metric_samples(client: TestClient) -> dict[tuple[str, frozenset], float]:

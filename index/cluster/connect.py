@@ -47,9 +47,12 @@ def is_loopback(address: str) -> bool:
             return False
 
 
-def preflight(address: str) -> None:
-    """Refuse a bad address, or a missing ray, before any work starts (ClusterError with the reason)."""
+def preflight(address: str, encoder: str | None = None) -> None:
+    """Refuse a bad address, a missing ray, or (given the encoder's name) an encoder workers cannot run, before any
+    work starts (ClusterError with the reason)."""
     check_address(address)
+    if encoder == "torch":
+        raise ClusterError("a cluster ingestion ships the ONNX file workers run: use CITEQA_ENCODER=onnx or onnx-int8")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     require_ray()
 

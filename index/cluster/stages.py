@@ -1,9 +1,10 @@
 """What runs on a cluster's workers: files parsed and split (a map step), embedded (one encoder per actor), and written
 into whole segments (the sink's write tasks). Nothing here touches the collection.
 
-Rows carry one file each, as pandas columns: `position` (its place in the folder's sorted list, so any row can be
-traced to exactly one file), `doc_id`, `status` (split / prepared / unchanged / failed), `sha256`, `reason` (why
-it failed) and `payload` (the pickled split or prepared document: Ray Data moves it as bytes).
+Rows carry one file each, as pandas columns: `position` (its place in the job's list, so any row can be traced to
+exactly one file), `doc_id`, `status` (split / prepared / unchanged / failed), `sha256`, `reason` (why it failed),
+`unsupported` (failed as a kind of file citeqa does not read), `media_type` and `payload` (the pickled split or
+prepared document: Ray Data moves it as bytes).
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from citeqa.index.parsing.dispatch import ParseLimits
 from citeqa.index.storage.incoming import ShippedSegment, pack_segment
 from citeqa.index.storage.manifest import IndexConfig
 from citeqa.index.storage.segment_writer import PreparedDocument, write_segment
-from citeqa.index.text.documents import DocumentError
+from citeqa.index.text.documents import DocumentError, UnsupportedFormatError
 from citeqa.index.writing.builder import IndexSettings, Preparer, SplitDocument, split_documents
 from citeqa.index.writing.ingest import document_from_bytes
 
-COLUMNS = ["position", "doc_id", "status", "sha256", "reason", "payload"]
+COLUMNS = ["position", "doc_id", "status", "sha256", "reason", "unsupported", "media_type", "payload"]
 
 
 def parse_and_split(batch: pd.DataFrame, limits: ParseLimits, settings: IndexSettings, committed: dict[str, str]) -> pd.DataFrame:
@@ -34,13 +35,14 @@ def parse_and_split(batch: pd.DataFrame, limits: ParseLimits, settings: IndexSet
     collection's when the job began) is marked unchanged and goes no further, so it is never embedded."""
     rows = []
     for item in batch.itertuples(index=False):
-        row = {"position": item.position, "doc_id": item.doc_id, "sha256": "", "reason": "", "payload": b""}
+        row = {"position": item.position, "doc_id": item.doc_id, "sha256": "", "reason": "", "unsupported": False}
+        row.update(media_type="", payload=b"")
         try:
             document, _ = document_from_bytes(item.raw, item.filename, item.doc_id, item.source, limits)
         except DocumentError as exc:
-            rows.append({**row, "status": "failed", "reason": str(exc)})
+            rows.append({**row, "status": "failed", "reason": str(exc), "unsupported": isinstance(exc, UnsupportedFormatError)})
             continue
-        row["sha256"] = document.sha256
+        row["sha256"], row["media_type"] = document.sha256, document.meta["media_type"]
         if committed.get(document.id) == document.sha256:
             rows.append({**row, "status": "unchanged"})
             continue
@@ -76,7 +78,8 @@ class EmbedActor:
 
 def write_segment_of(blocks: Iterable[pd.DataFrame], dimension: int) -> dict[str, Any]:
     """One write task: the prepared documents of its rows written as one segment (in folder order) and shipped as
-    bytes, with what the other rows were (unchanged with their hash, failed with their reason)."""
+    bytes, with what the other rows were (unchanged with their hash, failed with their reason) and each parsed
+    file's media type."""
     frame = pd.concat(list(blocks), ignore_index=True) if blocks else pd.DataFrame(columns=COLUMNS)
     frame = frame.sort_values("position", kind="stable")
     prepared: list[PreparedDocument] = []
@@ -98,5 +101,6 @@ def write_segment_of(blocks: Iterable[pd.DataFrame], dimension: int) -> dict[str
         "segment": segment,
         "positions": frame["position"].astype(int).tolist(),
         "unchanged": {r.doc_id: r.sha256 for r in other.itertuples() if r.status == "unchanged"},
-        "failed": [(int(r.position), r.reason) for r in other.itertuples() if r.status == "failed"],
+        "failed": [(int(r.position), r.reason, bool(r.unsupported)) for r in other.itertuples() if r.status == "failed"],
+        "media_types": {int(r.position): r.media_type for r in frame.itertuples() if r.status != "failed"},
     }

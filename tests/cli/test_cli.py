@@ -69,3 +69,16 @@ def test_settings_that_cannot_go_together_are_a_clear_error(tmp_path: Path) -> N
     result = run_citeqa("search", "what did Shoygu allege?", env=env)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "invalid setting: CITEQA_UNIT_VECTORS=pooled cannot go with CITEQA_CHUNK_VECTORS=derived" in result.stderr
+
+
+def test_serve_refuses_a_ray_address_its_upload_jobs_could_not_use_before_loading_anything(tmp_path: Path) -> None:
+    for address, reason in (
+        ("ray://127.0.0.1:10001", "Ray Client addresses are not supported"),
+        ("nowhere", "is not a Ray address"),
+    ):
+        refused = run_citeqa("serve", "--port", "9", env=citeqa_env(tmp_path / "index", CITEQA_RAY_ADDRESS=address))
+        assert refused.returncode == 2 and reason in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+    env = citeqa_env(tmp_path / "index", CITEQA_RAY_ADDRESS="127.0.0.1:6379", CITEQA_ENCODER="torch")
+    refused = run_citeqa("serve", "--port", "9", env=env)
+    assert refused.returncode == 2 and "use CITEQA_ENCODER=onnx" in refused.stderr, refused.stderr
+    assert not (tmp_path / "index").exists(), "refused before the index was built"

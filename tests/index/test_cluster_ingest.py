@@ -1,17 +1,22 @@
 """Ingestion on a real Ray cluster (ray.cluster_utils.Cluster: a head and two worker nodes on this machine, every
-process on 127.0.0.1, dashboard and usage statistics off), against the same folder built in-process."""
+process on 127.0.0.1, dashboard and usage statistics off), against the same folder built in-process: `citeqa index
+--ray` and the upload jobs of a `citeqa serve` with a Ray address, with worker nodes and drivers killed mid-job."""
 
 from __future__ import annotations
 
 import json
 import os
+import random
+import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
+import httpx
 import pytest
 
 # Read when ray is imported, here and in every process it starts: no usage statistics; and a head on 127.0.0.1 is
@@ -28,11 +33,16 @@ from citeqa.index.engine import Engine
 from citeqa.index.storage.collection import INCOMING_PREFIX, SEGMENTS_DIR
 from citeqa.service.indexing import build_from_corpus
 from citeqa.settings import Settings
+from tests.conftest import SEED_ID
 from tests.files import report_docx, report_pdf
+from tests.helpers import server_group
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 NODE = {"node_ip_address": "127.0.0.1", "object_store_memory": 250 * 1024 * 1024}
+# A lost node is noticed after about 1.5 s rather than Ray's default 15 (health checks every 3 s, 5 missed): the
+# kill tests below wait for that notice once per kill.
+FAST_FAILURE_DETECTION = {"health_check_period_ms": 500, "health_check_timeout_ms": 500, "health_check_failure_threshold": 3}
 QUESTIONS = [json.loads(line)["question"] for line in bundled("eval").joinpath("gold.jsonl").read_text().splitlines()][:20]
 
 
@@ -56,7 +66,8 @@ def write_corpus(folder: Path, copies: int) -> Path:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    head = {**NODE, "num_cpus": 0, "include_dashboard": False}  # the head schedules nothing: work lands on workers
+    # The head schedules nothing: work lands on the workers.
+    head = {**NODE, "num_cpus": 0, "include_dashboard": False, "_system_config": FAST_FAILURE_DETECTION}
     test_cluster = Cluster(initialize_head=True, head_node_args=head)
     for _ in range(2):
         test_cluster.add_node(num_cpus=1, **NODE)
@@ -105,54 +116,72 @@ def assert_nothing_staged(index_dir: Path) -> None:
     assert not list((index_dir / SEGMENTS_DIR).glob(".tmp-*")), "a staged segment was left behind"
 
 
-def test_a_ray_build_is_the_in_process_build(cluster: Cluster, corpus: Path, local_engine: Engine, tmp_path: Path) -> None:
-    engine, summary = build_on_ray(corpus, tmp_path / "index", cluster.address)
-    try:
-        assert contents(engine) == contents(local_engine)
-        assert [s.source for s in summary.skipped] == [str(corpus / "broken.pdf")]
-        assert rankings(engine) == rankings(local_engine)
-        assert engine.collection.manifest.config == local_engine.collection.manifest.config  # the encoder's hash holds
-        assert engine.stats().generation == 1, "everything attached in one commit"
-        assert_nothing_staged(tmp_path / "index")
-        # Run again: every document is unchanged, nothing is embedded or committed.
-        again = build_from_corpus(
-            Settings(corpus_dir=corpus, index_dir=tmp_path / "index", ray_address=cluster.address), engine=engine
-        )
-        assert (len(again.unchanged), again.written) == (len(contents(local_engine)), False)
-        assert engine.stats().generation == 1
-    finally:
-        engine.close()
+@pytest.fixture(scope="module")
+def ray_build(cluster: Cluster, corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, object, float]]:
+    """The corpus built through the cluster once, with how long it took (the kill tests aim their kills by it)."""
+    started = time.monotonic()
+    engine, summary = build_on_ray(corpus, tmp_path_factory.mktemp("ray") / "index", cluster.address)
+    yield engine, summary, time.monotonic() - started
+    engine.close()
 
 
-def test_a_worker_node_lost_mid_job_still_commits_each_document_once(
-    cluster: Cluster, corpus: Path, local_engine: Engine, tmp_path: Path
+def test_a_ray_build_is_the_in_process_build(
+    cluster: Cluster, corpus: Path, local_engine: Engine, ray_build: tuple[Engine, object, float]
 ) -> None:
-    victim = sorted(cluster.worker_nodes, key=lambda node: node.unique_id)[-1]
-    outcome: dict[str, object] = {}
+    engine, summary, _ = ray_build
+    assert contents(engine) == contents(local_engine)
+    assert [s.source for s in summary.skipped] == [str(corpus / "broken.pdf")]
+    assert rankings(engine) == rankings(local_engine)
+    assert engine.collection.manifest.config == local_engine.collection.manifest.config  # the encoder's hash holds
+    assert engine.stats().generation == 1, "everything attached in one commit"
+    assert_nothing_staged(engine.collection.folder)
+    # Run again: every document is unchanged, nothing is embedded or committed.
+    again = build_from_corpus(
+        Settings(corpus_dir=corpus, index_dir=engine.collection.folder, ray_address=cluster.address), engine=engine
+    )
+    assert (len(again.unchanged), again.written) == (len(contents(local_engine)), False)
+    assert engine.stats().generation == 1
 
-    def run() -> None:
+
+def test_a_worker_node_killed_at_5_random_moments_still_commits_each_document_once(
+    cluster: Cluster, corpus: Path, local_engine: Engine, ray_build: tuple[Engine, object, float], tmp_path: Path
+) -> None:
+    rng = random.Random(28)
+    uncut_seconds = ray_build[2]
+    mid_job = 0
+    for run in range(5):
+        victim = rng.choice(sorted(cluster.worker_nodes, key=lambda node: node.unique_id))
+        outcome: dict[str, object] = {}
+        index_dir = tmp_path / f"index-{run}"
+
+        def build(index_dir: Path = index_dir, outcome: dict[str, object] = outcome) -> None:
+            try:
+                outcome["engine"], outcome["summary"] = build_on_ray(corpus, index_dir, cluster.address)
+            except BaseException as exc:  # reported by the assertion below
+                outcome["error"] = exc
+
+        job = threading.Thread(target=build)
+        job.start()
+        # A random moment of the job, parsing and embedding alike (uncut, it took `uncut_seconds`).
+        time.sleep(rng.uniform(0.1, 0.8) * uncut_seconds)
+        mid_job += job.is_alive()
+        cluster.remove_node(victim, allow_graceful=False)
+        job.join(timeout=240)
+        cluster.add_node(num_cpus=1, **NODE)  # back to two workers for the next run
+        cluster.wait_for_nodes()
+        assert "error" not in outcome, outcome.get("error")
+        engine = outcome["engine"]
+        assert isinstance(engine, Engine)
         try:
-            outcome["engine"], outcome["summary"] = build_on_ray(corpus, tmp_path / "index", cluster.address)
-        except BaseException as exc:  # reported by the assertion below
-            outcome["error"] = exc
-
-    job = threading.Thread(target=run)
-    job.start()
-    time.sleep(5.0)  # parsing is done and the encoder actors are at work by now (this moment is a trigger, not a measurement)
-    cluster.remove_node(victim, allow_graceful=False)
-    job.join(timeout=240)
-    cluster.add_node(num_cpus=1, **NODE)  # back to two workers for the tests after this one
-    assert "error" not in outcome, outcome.get("error")
-    engine = outcome["engine"]
-    assert isinstance(engine, Engine)
-    try:
-        assert contents(engine) == contents(local_engine)
-        assert engine.stats().generation == 1, "one commit"
-        ids = [row.id for row in engine.collection.documents()]
-        assert len(ids) == len(set(ids)) == len(contents(local_engine))
-        assert_nothing_staged(tmp_path / "index")
-    finally:
-        engine.close()
+            assert contents(engine) == contents(local_engine), f"run {run}"
+            assert engine.stats().generation == 1, "one commit"
+            ids = [row.id for row in engine.collection.documents()]
+            assert len(ids) == len(set(ids)) == len(contents(local_engine))
+            assert_nothing_staged(index_dir)
+        finally:
+            engine.close()
+    print(f"{mid_job} of 5 kills landed while the job ran (uncut: {uncut_seconds:.1f} s)")
+    assert mid_job >= 4, f"only {mid_job} of 5 kills landed while the job ran"
 
 
 def test_a_failed_job_leaves_the_collection_as_it_was(cluster: Cluster, tmp_path: Path) -> None:
@@ -186,6 +215,63 @@ def test_a_driver_killed_mid_job_leaves_the_collection_unchanged(cluster: Cluste
     try:
         assert (engine.stats().documents, engine.stats().generation) == (0, 0), "nothing was committed"
         engine.collection.write([], [])  # the next write removes whatever the killed job left
+        assert_nothing_staged(index_dir)
+    finally:
+        engine.close()
+
+
+def server_on_cluster(home: Path, address: str, log_path: Path) -> AbstractContextManager[tuple[str, subprocess.Popen[bytes]]]:
+    """`citeqa serve` whose upload jobs run on the cluster at `address`, in a process group of its own."""
+    return server_group(home / "collections" / "default", log_path, CITEQA_HOME=str(home), CITEQA_RAY_ADDRESS=address)
+
+
+def wait_for_job(base: str, job_id: str, until: Callable[[dict], bool], seconds: float = 240) -> dict:
+    deadline = time.monotonic() + seconds
+    while True:
+        job = httpx.get(f"{base}/v1/jobs/{job_id}", timeout=30).json()
+        if until(job) or job["state"] in ("done", "failed"):
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+
+
+def test_an_upload_job_on_the_cluster_resumes_after_its_server_is_killed_and_commits_once(
+    cluster: Cluster, corpus: Path, local_engine: Engine, tmp_path: Path
+) -> None:
+    home, log_path = tmp_path / "home", tmp_path / "serve.log"
+    index_dir = home / "collections" / "default"
+    files = {path.name: path.read_bytes() for path in sorted(corpus.iterdir())}
+    form = [("files", (name, data, "application/octet-stream")) for name, data in files.items()]
+    with server_on_cluster(home, cluster.address, log_path) as (base, server):
+        reply = httpx.post(f"{base}/v1/documents?wait=false", files=form, timeout=60)
+        assert reply.status_code == 202, reply.text
+        job_id = reply.json()["job"]["id"]
+        on_cluster = wait_for_job(base, job_id, lambda job: any(f["stage"] == "embedding" for f in job["files"]))
+        assert on_cluster["state"] == "running", on_cluster
+        time.sleep(random.Random(28).uniform(0.0, 1.5))  # a moment of the job on the cluster
+        os.killpg(server.pid, signal.SIGKILL)  # the driver, mid-job
+        server.wait()
+    # The collection is as it was: the seed document only, nothing staged in view.
+    engine = Engine.open(index_dir, Settings(index_dir=index_dir).engine_settings())
+    try:
+        assert [d.id for d in engine.documents()] == [SEED_ID], "the killed job committed nothing"
+    finally:
+        engine.close()
+    # Restarted, the server finds the job in its store and runs it again, to one commit.
+    with server_on_cluster(home, cluster.address, log_path) as (base, _):
+        job = wait_for_job(base, job_id, lambda job: False)
+        assert (job["state"], job["attempts"]) == ("done", 2), job
+        statuses = {f["filename"]: f["status"] for f in job["files"]}
+        assert statuses.pop("broken.pdf") == "failed"
+        assert statuses.pop(SEED_ID) == "unchanged", "the seed document was there already, with the same text"
+        assert set(statuses.values()) == {"added"} and set(statuses) == set(files) - {"broken.pdf", SEED_ID}
+        listed = httpx.get(f"{base}/v1/documents?limit=1000", timeout=30).json()["documents"]
+        assert sorted(d["id"] for d in listed) == sorted(set(files) - {"broken.pdf"}), "each document once"
+    engine = Engine.open(index_dir, Settings(index_dir=index_dir).engine_settings())
+    try:
+        expected = {d.id: d.sha256 for d in local_engine.documents()}
+        assert {d.id: d.sha256 for d in engine.documents()} == expected, "the same texts as in-process"
+        engine.collection.write([], [])  # a write's start removes what a killed job left; nothing else is there
         assert_nothing_staged(index_dir)
     finally:
         engine.close()

@@ -10,60 +10,26 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from citeqa.eval.bench import wait_ready
 from citeqa.index.engine import Engine, EngineSettings
 from citeqa.index.models.embedding import Embedder
 from citeqa.index.storage.originals import INCOMING_DIR, ORIGINALS_DIR
 from citeqa.service.job_store import JobStore
 from citeqa.settings import Settings
 from tests.conftest import SEED_ID
-from tests.helpers import CITEQA, citeqa_env, free_port, run_citeqa
+from tests.helpers import citeqa_env, run_citeqa, server_group
 
 pytestmark = pytest.mark.slow
 
 
-@contextmanager
-def two_workers(index_dir: Path, home: Path, log_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`citeqa serve --workers 2` in a process group of its own (so one signal reaches the supervisor and both
-    workers); yields its base URL once it answers."""
-    port = free_port()
-    env = citeqa_env(index_dir, CITEQA_HOME=str(home), CITEQA_WORKERS="2")
-    with log_path.open("ab") as log:
-        server = subprocess.Popen(
-            [*CITEQA, "serve", "--port", str(port)], env=env, stdout=log, stderr=log, start_new_session=True
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(base, server, seconds=180, log_path=log_path)
-            yield base, server
-        finally:
-            if server.poll() is None:
-                os.killpg(server.pid, signal.SIGTERM)
-                try:
-                    server.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(server.pid, signal.SIGKILL)
-                    server.wait()
-            _wait_for_group_to_exit(server.pid)
-
-
-def _wait_for_group_to_exit(group: int, seconds: float = 30) -> None:
-    """The workers outlive their supervisor by a moment: wait until no process of the group is left."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    os.killpg(group, signal.SIGKILL)
+def two_workers(index_dir: Path, home: Path, log_path: Path) -> AbstractContextManager[tuple[str, subprocess.Popen[bytes]]]:
+    """`citeqa serve --workers 2` in a process group of its own; yields its base URL once it answers."""
+    return server_group(index_dir, log_path, CITEQA_HOME=str(home), CITEQA_WORKERS="2")
 
 
 def workers_in_log(log_path: Path, route: str) -> set[int]:
