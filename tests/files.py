@@ -318,6 +318,24 @@ def paged_pdf(title: str, pages: Sequence[str]) -> bytes:
     return buffer.getvalue()
 
 
+def rotated_pdf(rotation: int, lines: Sequence[str]) -> bytes:
+    """One page whose /Rotate is `rotation`, its lines drawn turned the other way, so that they read level on the
+    page as a viewer shows it (the way a landscape scan is often stored)."""
+    buffer = io.BytesIO()
+    canvas = Canvas(buffer, pagesize=LETTER)
+    canvas.setPageRotation(rotation)
+    canvas.saveState()
+    canvas.translate(PAGE_WIDTH / 2, PAGE_HEIGHT / 2)
+    canvas.rotate(rotation)
+    canvas.setFont(FONT, FONT_SIZE)
+    for number, line in enumerate(lines):
+        canvas.drawString(-BODY_WIDTH / 3, -number * LEADING, line)
+    canvas.restoreState()
+    canvas.showPage()
+    canvas.save()
+    return buffer.getvalue()
+
+
 def sectioned_docx(title: str, sections: Sequence[dict]) -> bytes:
     """A Word document of headings (`level`) and their paragraphs."""
     document = new_docx()

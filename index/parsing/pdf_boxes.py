@@ -17,11 +17,17 @@ from citeqa.index.parsing.pdf import PDFIUM_LOCK, open_pdf
 from citeqa.index.text.documents import DocumentError
 
 
+Quad = tuple[float, float, float, float]
+
+
 def page_layout(pdf: pdfium.PdfDocument, index: int) -> PageLayout:
-    """The characters of page `index` (0-based) with their boxes in points from the crop box's top left."""
+    """The characters of page `index` (0-based) with their boxes in points from the top left of the page as it is
+    shown (its /Rotate applied, as PDFium renders it and a viewer shows it)."""
     page = pdf[index]
     try:
         left, bottom, right, top = page.get_cropbox()
+        rotation = page.get_rotation() % 360
+        width, height = right - left, top - bottom
         textpage = page.get_textpage()
         try:
             chars: list[str] = []
@@ -33,12 +39,27 @@ def page_layout(pdf: pdfium.PdfDocument, index: int) -> PageLayout:
                     boxes.append((0.0, 0.0, 0.0, 0.0))  # a space or line break PDFium inferred: drawn nowhere
                     continue
                 x0, y0, x1, y1 = textpage.get_charbox(char)
-                boxes.append((x0 - left, top - y1, x1 - left, top - y0))
+                boxes.append(_shown((x0 - left, top - y1, x1 - left, top - y0), rotation, width, height))
         finally:
             textpage.close()
     finally:
         page.close()
-    return PageLayout(width=right - left, height=top - bottom, chars=chars, boxes=boxes)
+    if rotation in (90, 270):
+        width, height = height, width
+    return PageLayout(width=width, height=height, chars=chars, boxes=boxes)
+
+
+def _shown(box: Quad, rotation: int, width: float, height: float) -> Quad:
+    """A box (x0, y0, x1, y1 from the unrotated crop box's top left, `width` x `height`) on the page turned
+    clockwise by `rotation` degrees, as /Rotate asks a viewer to show it."""
+    x0, y0, x1, y1 = box
+    if rotation == 90:  # the top left corner goes to the top right
+        return (height - y1, x0, height - y0, x1)
+    if rotation == 180:
+        return (width - x1, height - y1, width - x0, height - y0)
+    if rotation == 270:  # the top left corner goes to the bottom left
+        return (y0, width - x1, y1, width - x0)
+    return box
 
 
 def pdf_page_layouts(raw: bytes | Path, pages: list[int]) -> dict[int, PageLayout]:

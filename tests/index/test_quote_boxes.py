@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pypdfium2 as pdfium
+import pytesseract
 import pytest
 
 from citeqa.index.parsing.dispatch import parse_document
@@ -123,3 +124,30 @@ def test_boxes_of_a_text_layer_need_no_stored_layout(report) -> None:
     _, document, views = report
     assert "ocr" not in document.meta
     assert views.layout(document, 3) is views.layout(document, 3)  # read once, then kept
+
+
+ROTATED_LINES = ["The committee approved the northern bridge repairs.", "Work starts in the spring of next year."]
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_boxes_on_a_rotated_page_cover_the_quote_as_the_page_is_shown(rotation: int, tmp_path) -> None:
+    """A page with /Rotate is shown turned; its boxes must be on the page as rendered (and shown by the page
+    endpoint), not on the page as stored. Checked by reading the rendered page inside the boxes with Tesseract."""
+    raw = files.rotated_pdf(rotation, ROTATED_LINES)
+    parsed = parse_document(raw, "rotated.pdf")
+    stored = tmp_path / "rotated.pdf"
+    stored.write_bytes(raw)
+    sha = hashlib.sha256(raw).hexdigest()
+    meta = meta_of(parsed, Original(sha, "rotated.pdf", parsed.media_type, len(raw)))
+    document = Document("rotated.pdf", parsed.title, "files/rotated.pdf", parsed.text, content_hash(parsed.text), meta)
+    quote = "northern bridge repairs"
+    start = document.text.index(quote)
+    boxes = PageViews(lambda asked: stored if asked == sha else None).boxes(document, start, start + len(quote))
+    assert len(boxes) == 1
+    page = pdfium.PdfDocument(raw)[0]
+    scale = 3.0
+    shown = page.render(scale=scale).to_pil()
+    box = boxes[0]
+    assert box.x1 * scale <= shown.width and box.y1 * scale <= shown.height
+    crop = shown.crop((box.x0 * scale - 6, box.y0 * scale - 6, box.x1 * scale + 6, box.y1 * scale + 6))
+    assert letters(pytesseract.image_to_string(crop, config="--psm 7")) == letters(quote)
