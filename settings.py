@@ -68,8 +68,8 @@ class Settings(BaseSettings):
         None,
         description="a Ray cluster's head (`HOST:PORT`, or `auto`) that `citeqa index` and a server's upload jobs "
         "parse, split and embed on (needs `citeqa[ray]` and an ONNX encoder); the segments come back and are committed "
-        "by the command or the server itself, in one commit. Uploads answered while the request waits stay "
-        "in-process. Unset: everything runs in-process",
+        "by the command or the server itself, in one commit (a server with no index builds it there too). Uploads "
+        "answered while the request waits stay in-process. Unset: everything runs in-process",
     )
     model: str = Field(
         DEFAULT_MODEL,

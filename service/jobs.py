@@ -165,13 +165,13 @@ class JobRunner:
                 log.info("upload job %s stopped with the server; it is queued again", job.id)
                 self.store.requeue(job, count_attempt=False)
                 return
-            except (WriterBusyError, DocumentChangedError) as exc:
+            except (WriterBusyError, DocumentChangedError, ClusterError) as exc:  # may pass: try again, a few times
                 if job.attempts < self.max_attempts:
                     log.warning("upload job %s could not commit; queued again: %s", job.id, exc)
                     self.store.requeue(job, count_attempt=True)
                     return
                 job.fail(f"nothing was committed: {exc}")
-            except (IndexMissingError, KeyError, OSError, sqlite3.Error, ClusterError) as exc:  # dropped collection, full disk
+            except (IndexMissingError, KeyError, OSError, sqlite3.Error) as exc:  # dropped collection, full disk
                 log.warning("upload job %s failed: %s", job.id, exc)
                 job.fail(f"nothing was committed: {_reason(exc)}")
             except Exception as exc:  # anything else is a bug, but it fails this job only: the runner goes on

@@ -7,6 +7,8 @@ import os
 import socket
 from typing import Any
 
+REACH_SECONDS = 5.0  # how long joining waits for the head's port to answer
+
 
 class ClusterError(RuntimeError):
     """No cluster ingestion is possible: ray is not installed, the address is not one, or the cluster refused."""
@@ -72,11 +74,24 @@ def connect(address: str) -> Any:
     ray = require_ray()
     if ray.is_initialized():
         return ray
+    check_reachable(address)
     options: dict[str, Any] = {"address": address, "log_to_driver": False, "logging_level": "WARNING"}
     if loopback:
         options["_node_ip_address"] = "127.0.0.1"
     try:
         ray.init(**options)
-    except (ConnectionError, TimeoutError) as exc:
+    except (ConnectionError, TimeoutError, RuntimeError) as exc:
         raise ClusterError(f"no Ray cluster at {address}: {exc}") from exc
     return ray
+
+
+def check_reachable(address: str) -> None:
+    """ClusterError at once when nothing listens at `address` (`auto` is not checked): Ray itself would try for
+    minutes before it gives up."""
+    if address == "auto":
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_SECONDS).close()
+    except OSError as exc:
+        raise ClusterError(f"no Ray cluster at {address}: {exc.strerror or exc}") from exc

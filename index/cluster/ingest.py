@@ -13,22 +13,23 @@ area removed. A driver that dies leaves the same: the durability of a job is its
 from __future__ import annotations
 
 import math
-import threading
+import multiprocessing
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from citeqa.index.cluster.connect import ClusterError, connect
+from citeqa.index.cluster.connect import ClusterError, check_reachable, connect
 from citeqa.index.engine import Engine
-from citeqa.index.models.encoder_bundle import EncoderBundleError, bundle_encoder
+from citeqa.index.models.encoder_bundle import EncoderBundle, EncoderBundleError, bundle_encoder
 from citeqa.index.parsing.dispatch import ParseLimits
 from citeqa.index.progress import NO_PROGRESS, Progress, Stage
 from citeqa.index.storage.collection import WriteResult
 from citeqa.index.storage.incoming import IncomingArea
 from citeqa.index.text.documents import DocumentError, SkippedFile, document_id_for
-from citeqa.index.writing.builder import BuildSummary, summarize
+from citeqa.index.writing.builder import BuildSummary, IndexSettings, summarize
 from citeqa.index.writing.ingest import DEFAULT_LIMITS, FileOutcome, IncomingFile, IngestReport, list_folder, read_file
 
 # Documents per segment a write task gathers at least: a few large segments, as a folder build in one process
@@ -36,7 +37,8 @@ from citeqa.index.writing.ingest import DEFAULT_LIMITS, FileOutcome, IncomingFil
 SEGMENT_DOCUMENTS = 5_000
 FILES_PER_BLOCK = 16  # rows per block read in: small enough that a lost worker's retry redoes little
 DOCUMENTS_PER_BATCH = 32  # documents per encoder call of an actor (the encoder sorts their texts by length)
-STOP_POLL_SECONDS = 0.5  # how often a driver waiting for the cluster asks its progress whether to stop
+STOP_POLL_SECONDS = 0.5  # how often a server waiting for its driver process asks its progress whether to stop
+DRIVER_EXIT_SECONDS = 10.0  # how long a driver process that sent its result may take to leave the cluster
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ def ingest_files_on_cluster(
         )
     ids = [item["doc_id"] for item in items]
     progress.files(ids, Stage.EMBEDDING)  # parsed, split and embedded on the cluster, all at once
-    result = run_on_cluster(engine, items, job, committed=engine.collection.hashes(ids), progress=progress)
+    result = run_on_cluster(engine, items, job, engine.collection.hashes(ids), progress, isolated=True)
     failed = result.failed
     for item in items:
         if item["position"] in failed:
@@ -133,8 +135,10 @@ def ingest_files_on_cluster(
         for item in items:
             if item["position"] not in failed:
                 engine.originals.put_bytes(item["raw"])
-        written = engine.writer.attach(area.received, result.unchanged, None, progress)
-    statuses = _statuses(written)
+        # Merged in the background afterwards, as the server's other writes are: an error of the merge must not
+        # make a committed job look as if it committed nothing.
+        written = engine.writer.attach(area.received, result.unchanged, None, progress, background_merge=True)
+    statuses, media_types = _statuses(written), result.media_types
     for item in items:
         position, incoming = item["position"], files[item["position"]]
         if position in failed:
@@ -145,77 +149,133 @@ def ingest_files_on_cluster(
         else:
             status = statuses.get(item["doc_id"], "unchanged")
             outcomes[position] = FileOutcome(
-                incoming.filename, incoming.doc_id, incoming.size, status, None, result.media_types.get(position)
+                incoming.filename, incoming.doc_id, incoming.size, status, None, media_types.get(position)
             )
     return IngestReport([outcomes[position] for position in sorted(outcomes)])
 
 
 def run_on_cluster(
-    engine: Engine, items: list[dict[str, Any]], job: ClusterJob, committed: dict[str, str], progress: Progress = NO_PROGRESS
+    engine: Engine,
+    items: list[dict[str, Any]],
+    job: ClusterJob,
+    committed: dict[str, str],
+    progress: Progress = NO_PROGRESS,
+    isolated: bool = False,
 ) -> ClusterResult:
     """Parse, split, embed and write `items` on the cluster; nothing touches the collection. A document whose text
-    hash is `committed[doc_id]` is reported unchanged and never embedded. `progress` is asked now and then whether
-    to stop (it raises WriteStopped). ClusterError unless every file came back exactly once."""
-    ray = connect(job.address)
-    from citeqa.index.cluster.sink import SegmentSink  # imports ray.data: only once a cluster is there
-    from citeqa.index.cluster.stages import EmbedActor, parse_and_split
+    hash is `committed[doc_id]` is reported unchanged and never embedded. ClusterError unless every file came back
+    exactly once.
 
-    cpus = int(ray.cluster_resources().get("CPU", 0))
-    if cpus < 1:
-        raise ClusterError(f"the Ray cluster at {job.address} has no CPUs for workers")
-    workers = job.workers or cpus
-    context = ray.data.DataContext.get_current()
-    context.execution_options.preserve_order = True  # the file list's order, whatever finishes first
-    context.enable_progress_bars = False
+    `isolated`: the Ray driver runs in a child process (what a server does), so that Ray's rules for its drivers
+    never reach the server: Ray ends a driver whose head has been unreachable for a minute, and a driver cannot
+    take back a pipeline it started. `progress` is asked every STOP_POLL_SECONDS whether to stop (it raises
+    WriteStopped); the child is then killed, and with it, by Ray's own rule, its actors and tasks."""
+    progress.begin(Stage.EMBEDDING, len(items))
+    if not items:  # nothing to send: the cluster is not even asked
+        return ClusterResult([])
     try:
-        bundle = ray.put(bundle_encoder(engine.embedder))
+        bundle = bundle_encoder(engine.embedder)
     except EncoderBundleError as exc:
         raise ClusterError(str(exc)) from exc
-    sink = SegmentSink(engine.embedder.dimension, job.segment_documents)
-    progress.begin(Stage.EMBEDDING, len(items))
-    if items:
-        dataset = ray.data.from_items(items, override_num_blocks=max(1, math.ceil(len(items) / FILES_PER_BLOCK)))
-        dataset = dataset.map_batches(
-            parse_and_split,
-            batch_format="pandas",
-            fn_kwargs={"limits": job.limits, "settings": engine.settings.index, "committed": committed},
-        )
-        dataset = dataset.map_batches(
-            EmbedActor,
-            batch_format="pandas",
-            batch_size=DOCUMENTS_PER_BATCH,
-            fn_constructor_kwargs={"bundle": [bundle], "settings": engine.settings.index, "threads": 1},
-            # Started at full size: an autoscaling pool that starts at one actor was measured never to grow on a
-            # job of a few hundred files. It may shrink to one when a node is lost (Ray restarts that actor elsewhere).
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers, initial_size=workers),
-            num_cpus=1,
-        )
-        _wait_for(lambda: dataset.write_datasink(sink), progress)
-    result = ClusterResult(sink.returns)
+    work = ClusterWork(job, bundle, items, committed, engine.settings.index, engine.embedder.dimension)
+    result = ClusterResult(_drive_in_child(work, progress) if isolated else _drive(work))
     _check_exactly_once(result, items)
     progress.advance(Stage.EMBEDDING, len(items))  # a last chance to stop, before the commit
     progress.end(Stage.EMBEDDING)
     return result
 
 
-def _wait_for(run: Callable[[], object], progress: Progress) -> None:
-    """Run the pipeline in a thread and ask `progress` every STOP_POLL_SECONDS whether to stop: a server asked to
-    stop ends its job (WriteStopped) without waiting for the cluster; the abandoned pipeline ends with the driver."""
-    error: list[BaseException] = []
+@dataclass(frozen=True)
+class ClusterWork:
+    """Everything a driver needs to run a job's pipeline, picklable (it crosses into the child process)."""
 
-    def target() -> None:
+    job: ClusterJob
+    bundle: EncoderBundle
+    items: list[dict[str, Any]]
+    committed: dict[str, str]
+    settings: IndexSettings
+    dimension: int
+
+
+def _drive(work: ClusterWork) -> list[dict[str, Any]]:
+    """Join the cluster and run the pipeline in this process; what every write task returned."""
+    ray = connect(work.job.address)
+    from ray.exceptions import RayError
+
+    from citeqa.index.cluster.sink import SegmentSink  # imports ray.data: only once a cluster is there
+    from citeqa.index.cluster.stages import EmbedActor, parse_and_split
+
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    if cpus < 1:
+        raise ClusterError(f"the Ray cluster at {work.job.address} has no CPUs for workers")
+    workers = work.job.workers or cpus
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True  # the file list's order, whatever finishes first
+    context.enable_progress_bars = False
+    sink = SegmentSink(work.dimension, work.job.segment_documents)
+    try:
+        bundle = ray.put(work.bundle)
+        dataset = ray.data.from_items(work.items, override_num_blocks=max(1, math.ceil(len(work.items) / FILES_PER_BLOCK)))
+        dataset = dataset.map_batches(
+            parse_and_split,
+            batch_format="pandas",
+            fn_kwargs={"limits": work.job.limits, "settings": work.settings, "committed": work.committed},
+        )
+        dataset = dataset.map_batches(
+            EmbedActor,
+            batch_format="pandas",
+            batch_size=DOCUMENTS_PER_BATCH,
+            fn_constructor_kwargs={"bundle": [bundle], "settings": work.settings, "threads": 1},
+            # Started at full size: an autoscaling pool that starts at one actor was measured never to grow on a
+            # job of a few hundred files. It may shrink to one when a node is lost (Ray restarts that actor elsewhere).
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers, initial_size=workers),
+            num_cpus=1,
+        )
+        dataset.write_datasink(sink)
+    except RayError as exc:  # a task that failed past its retries, an object lost with every copy
+        raise ClusterError(f"the Ray cluster at {work.job.address} could not run the job: {exc}") from exc
+    return sink.returns
+
+
+def _drive_in_child(work: ClusterWork, progress: Progress) -> list[dict[str, Any]]:
+    """`_drive` in a child process (see run_on_cluster), asking `progress` now and then whether to stop."""
+    check_reachable(work.job.address)  # before a process is started for nothing
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no copy of the server's threads or locks
+    receiver, sender = context.Pipe(duplex=False)
+    driver = context.Process(target=_drive_and_send, args=(work, sender), name="citeqa-ray-driver")
+    driver.start()
+    sender.close()
+    try:
+        while not receiver.poll(STOP_POLL_SECONDS):
+            if not driver.is_alive():
+                break
+            progress.advance(Stage.EMBEDDING, 0)  # raises WriteStopped when the server is asked to stop
         try:
-            run()
-        except BaseException as exc:  # raised again in the caller's thread below
-            error.append(exc)
+            kind, value = receiver.recv()
+        except EOFError:
+            progress.advance(Stage.EMBEDDING, 0)  # a stop signal sent to the whole process group ends the child too
+            raise ClusterError(f"the Ray driver process ended without a result (exit code {driver.exitcode})") from None
+    finally:
+        driver.join(DRIVER_EXIT_SECONDS)
+        if driver.is_alive():
+            driver.kill()
+            driver.join()
+        receiver.close()
+    if kind == "error":
+        raise ClusterError(value)
+    return value
 
-    thread = threading.Thread(target=target, name="citeqa-cluster-job", daemon=True)
-    thread.start()
-    while thread.is_alive():
-        thread.join(STOP_POLL_SECONDS)
-        progress.advance(Stage.EMBEDDING, 0)
-    if error:
-        raise error[0]
+
+def _drive_and_send(work: ClusterWork, sender: Connection) -> None:
+    """The child's whole life: run the pipeline and send back ("ok", returns) or ("error", reason)."""
+    try:
+        outcome: tuple[str, Any] = ("ok", _drive(work))
+    except ClusterError as exc:
+        outcome = ("error", str(exc))
+    except Exception as exc:  # anything else fails the job with its name, never the server
+        outcome = ("error", f"the Ray driver failed: {type(exc).__name__}: {exc}")
+    sender.send(outcome)
+    sender.close()
 
 
 def _item(position: int, path: str, doc_id: str, filename: str, source: str, raw: bytes) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from citeqa.index.parsing.layout import PageLayout
 from citeqa.index.parsing.pdf import PDFIUM_LOCK, open_pdf
 from citeqa.index.text.documents import DocumentError
 
-
 Quad = tuple[float, float, float, float]
 
 

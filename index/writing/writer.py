@@ -73,10 +73,12 @@ class Writer:
         unchanged: dict[str, str],
         source_prefix: str | None,
         progress: Progress = NO_PROGRESS,
+        background_merge: bool = False,
     ) -> WriteResult:
         """Commit segments prepared elsewhere (a Ray ingestion's, checked in an incoming area) in one commit, as
         `sync` commits a folder's: documents from `source_prefix` found in neither `segments` nor `unchanged` are
-        removed. Merges in the foreground after, as a folder build does."""
+        removed. Merges in the foreground after, as a folder build does, or with `background_merge` as `upsert`
+        does (a server's upload job)."""
         ids = [doc_id for _, info in segments for doc_id in info.doc_ids] + list(unchanged)
         mirror = (source_prefix, set(ids)) if source_prefix else None
         progress.begin(Stage.COMMITTING, 1)
@@ -85,7 +87,7 @@ class Writer:
         progress.advance(Stage.COMMITTING)
         progress.end(Stage.COMMITTING)
         progress.files(ids, Stage.COMMITTED)
-        self._merge_now(result)
+        (self._merge_after if background_merge else self._merge_now)(result)
         return result
 
     def delete(self, doc_ids: list[str]) -> WriteResult:

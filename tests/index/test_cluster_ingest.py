@@ -28,14 +28,14 @@ import ray
 from ray.cluster_utils import Cluster
 
 from citeqa.home import bundled
-from citeqa.index.cluster.connect import ClusterError, check_address
+from citeqa.index.cluster.connect import ClusterError, check_address, connect
 from citeqa.index.engine import Engine
 from citeqa.index.storage.collection import INCOMING_PREFIX, SEGMENTS_DIR
 from citeqa.service.indexing import build_from_corpus
 from citeqa.settings import Settings
 from tests.conftest import SEED_ID
 from tests.files import report_docx, report_pdf
-from tests.helpers import server_group
+from tests.helpers import free_port, server_group
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -116,12 +116,36 @@ def assert_nothing_staged(index_dir: Path) -> None:
     assert not list((index_dir / SEGMENTS_DIR).glob(".tmp-*")), "a staged segment was left behind"
 
 
+def workers_busy() -> bool:
+    """Whether a job's actors hold the cluster's worker CPUs now (this process must be a driver of the cluster)."""
+    return ray.is_initialized() and ray.available_resources().get("CPU", 0) < ray.cluster_resources().get("CPU", 0)
+
+
+def wait_until_workers_busy(running: Callable[[], bool], seconds: float = 120) -> float:
+    """Wait until a job's actors are at work on the cluster: the moment (time.monotonic) they were seen."""
+    deadline = time.monotonic() + seconds
+    while not workers_busy():
+        assert running() and time.monotonic() < deadline, "the job never reached the cluster's workers"
+        time.sleep(0.05)
+    return time.monotonic()
+
+
 @pytest.fixture(scope="module")
 def ray_build(cluster: Cluster, corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, object, float]]:
-    """The corpus built through the cluster once, with how long it took (the kill tests aim their kills by it)."""
-    started = time.monotonic()
-    engine, summary = build_on_ray(corpus, tmp_path_factory.mktemp("ray") / "index", cluster.address)
-    yield engine, summary, time.monotonic() - started
+    """The corpus built through the cluster once, with how long its actors were at work (the kill tests aim by it)."""
+    outcome: dict[str, object] = {}
+    index_dir = tmp_path_factory.mktemp("ray") / "index"
+
+    def build() -> None:
+        outcome["engine"], outcome["summary"] = build_on_ray(corpus, index_dir, cluster.address)
+
+    job = threading.Thread(target=build)
+    job.start()
+    busy_from = wait_until_workers_busy(job.is_alive)
+    job.join()
+    engine = outcome["engine"]
+    assert isinstance(engine, Engine)
+    yield engine, outcome["summary"], time.monotonic() - busy_from
     engine.close()
 
 
@@ -147,7 +171,7 @@ def test_a_worker_node_killed_at_5_random_moments_still_commits_each_document_on
     cluster: Cluster, corpus: Path, local_engine: Engine, ray_build: tuple[Engine, object, float], tmp_path: Path
 ) -> None:
     rng = random.Random(28)
-    uncut_seconds = ray_build[2]
+    on_cluster_seconds = ray_build[2]  # from the actors' start to the job's end, uncut
     mid_job = 0
     for run in range(5):
         victim = rng.choice(sorted(cluster.worker_nodes, key=lambda node: node.unique_id))
@@ -162,9 +186,9 @@ def test_a_worker_node_killed_at_5_random_moments_still_commits_each_document_on
 
         job = threading.Thread(target=build)
         job.start()
-        # A random moment of the job, parsing and embedding alike (uncut, it took `uncut_seconds`).
-        time.sleep(rng.uniform(0.1, 0.8) * uncut_seconds)
-        mid_job += job.is_alive()
+        wait_until_workers_busy(job.is_alive)
+        time.sleep(rng.uniform(0.05, 0.8) * on_cluster_seconds)  # a random moment of the actors' work
+        mid_job += job.is_alive() and workers_busy()
         cluster.remove_node(victim, allow_graceful=False)
         job.join(timeout=240)
         cluster.add_node(num_cpus=1, **NODE)  # back to two workers for the next run
@@ -180,8 +204,8 @@ def test_a_worker_node_killed_at_5_random_moments_still_commits_each_document_on
             assert_nothing_staged(index_dir)
         finally:
             engine.close()
-    print(f"{mid_job} of 5 kills landed while the job ran (uncut: {uncut_seconds:.1f} s)")
-    assert mid_job >= 4, f"only {mid_job} of 5 kills landed while the job ran"
+    print(f"{mid_job} of 5 kills landed while the job's actors were at work (uncut: {on_cluster_seconds:.1f} s)")
+    assert mid_job == 5, f"only {mid_job} of 5 kills landed while the job's actors were at work"
 
 
 def test_a_failed_job_leaves_the_collection_as_it_was(cluster: Cluster, tmp_path: Path) -> None:
@@ -246,10 +270,13 @@ def test_an_upload_job_on_the_cluster_resumes_after_its_server_is_killed_and_com
         reply = httpx.post(f"{base}/v1/documents?wait=false", files=form, timeout=60)
         assert reply.status_code == 202, reply.text
         job_id = reply.json()["job"]["id"]
-        on_cluster = wait_for_job(base, job_id, lambda job: any(f["stage"] == "embedding" for f in job["files"]))
+        on_cluster = wait_for_job(base, job_id, lambda job: all(f["stage"] == "embedding" for f in job["files"]))
         assert on_cluster["state"] == "running", on_cluster
-        time.sleep(random.Random(28).uniform(0.0, 1.5))  # a moment of the job on the cluster
-        os.killpg(server.pid, signal.SIGKILL)  # the driver, mid-job
+        connect(cluster.address)  # this process watches the cluster's CPUs, as a driver of its own
+        wait_until_workers_busy(lambda: server.poll() is None)  # the server's job is on the cluster's workers
+        time.sleep(random.Random(28).uniform(0.0, 1.0))
+        assert workers_busy() and server.poll() is None
+        os.killpg(server.pid, signal.SIGKILL)  # the server and its driver process, mid-job
         server.wait()
     # The collection is as it was: the seed document only, nothing staged in view.
     engine = Engine.open(index_dir, Settings(index_dir=index_dir).engine_settings())
@@ -275,6 +302,23 @@ def test_an_upload_job_on_the_cluster_resumes_after_its_server_is_killed_and_com
         assert_nothing_staged(index_dir)
     finally:
         engine.close()
+
+
+def test_an_upload_job_whose_cluster_cannot_be_reached_fails_with_the_reason_after_its_attempts(
+    corpus: Path, tmp_path: Path
+) -> None:
+    home, log_path = tmp_path / "home", tmp_path / "serve.log"
+    index_dir = home / "collections" / "default"
+    build_from_corpus(Settings(corpus_dir=corpus, index_dir=index_dir))  # built here: the server only opens it
+    nowhere = f"127.0.0.1:{free_port()}"  # nothing listens there
+    with server_on_cluster(home, nowhere, log_path) as (base, _):
+        form = [("files", ("late.md", b"# Late\n\nA note that arrives after the cluster went away.", "text/markdown"))]
+        reply = httpx.post(f"{base}/v1/documents?wait=false", files=form, timeout=60)
+        assert reply.status_code == 202, reply.text
+        job = wait_for_job(base, reply.json()["job"]["id"], lambda job: False, seconds=120)
+        assert (job["state"], job["attempts"]) == ("failed", 3), job
+        assert f"no Ray cluster at {nowhere}" in job["error"], job["error"]
+        assert httpx.get(f"{base}/v1/documents/late.md", timeout=30).status_code == 404
 
 
 def test_bad_addresses_are_refused_with_the_reason() -> None:
