@@ -29,12 +29,15 @@ from ray.cluster_utils import Cluster
 
 from citeqa.home import bundled
 from citeqa.index.cluster.connect import ClusterError, check_address, connect
+from citeqa.index.cluster.ingest import ClusterJob, ingest_files_on_cluster
 from citeqa.index.engine import Engine
 from citeqa.index.storage.collection import INCOMING_PREFIX, SEGMENTS_DIR
+from citeqa.index.writing.ingest import IncomingFile
 from citeqa.service.indexing import build_from_corpus
+from citeqa.service.library import UPLOAD_SOURCE
 from citeqa.settings import Settings
 from tests.conftest import SEED_ID
-from tests.files import report_docx, report_pdf
+from tests.files import report_docx, report_pdf, windows_executable
 from tests.helpers import free_port, server_group
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
@@ -242,6 +245,39 @@ def test_a_driver_killed_mid_job_leaves_the_collection_unchanged(cluster: Cluste
         assert_nothing_staged(index_dir)
     finally:
         engine.close()
+
+
+def incoming(folder: Path, files: dict[str, bytes]) -> list[IncomingFile]:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return [IncomingFile(folder / name, name, name, len(data)) for name, data in files.items()]
+
+
+def test_an_upload_on_the_cluster_reports_each_file_as_an_upload_in_process_does(cluster: Cluster, tmp_path: Path) -> None:
+    """Outcome by outcome, field by field: added, updated, unchanged, failed (with the parser's reason, and whether
+    the kind is one citeqa does not read), media types; then the same documents and hashes in both collections."""
+    first = {
+        "note.md": b"# Note\n\nThe ferry to the island leaves at seven from pier four.",
+        "report.pdf": report_pdf(),
+        "broken.pdf": b"%PDF-1.7 not really a PDF",
+        "tool.exe": windows_executable(),
+    }
+    second = {"note.md": b"# Note\n\nThe ferry to the island now leaves at eight from pier two.", "report.pdf": report_pdf()}
+    settings = Settings(index_dir=tmp_path / "local")
+    local = Engine.create(tmp_path / "local", settings.engine_settings())
+    on_cluster = Engine.create(tmp_path / "cluster", settings.engine_settings())
+    job = ClusterJob(cluster.address)
+    try:
+        for round_, files in enumerate((first, second)):
+            expected = local.ingest_files(incoming(tmp_path / f"a{round_}", files), UPLOAD_SOURCE)
+            found = ingest_files_on_cluster(on_cluster, incoming(tmp_path / f"b{round_}", files), UPLOAD_SOURCE, job)
+            assert found.outcomes == expected.outcomes
+        assert [o.status for o in found.outcomes] == ["updated", "unchanged"]
+        assert {(d.id, d.sha256) for d in on_cluster.documents()} == {(d.id, d.sha256) for d in local.documents()}
+    finally:
+        local.close()
+        on_cluster.close()
 
 
 def server_on_cluster(home: Path, address: str, log_path: Path) -> AbstractContextManager[tuple[str, subprocess.Popen[bytes]]]:
