@@ -37,8 +37,9 @@ def delete_document(engine: Engine, doc_id: str) -> bool:
 # A stored original is served as it arrived. HTML written by whoever uploaded it must not run as this server's page
 # (it would reach the API with the reader's credentials), so it is sandboxed: no scripts, no requests anywhere.
 HTML_POLICY = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-# Browsers show these themselves (PDF viewer, text); anything else (Word) is offered as a download.
-SHOWN_INLINE = frozenset({"application/pdf", "text/html", "text/plain", "text/markdown"})
+# Browsers show these themselves (PDF viewer, text, PNG and JPEG pictures); anything else (Word, TIFF, which most
+# browsers cannot draw) is offered as a download.
+SHOWN_INLINE = frozenset({"application/pdf", "text/html", "text/plain", "text/markdown", "image/png", "image/jpeg"})
 
 
 def _charset(document: Document) -> str | None:

@@ -63,6 +63,7 @@ def test_an_uploaded_scan_is_answered_from_and_its_quote_highlighted_on_it(clien
     assert client.get("/v1/documents/weir.png/pages/2").status_code == 404
     original = client.get("/v1/documents/weir.png/file")
     assert original.status_code == 200 and original.headers["content-type"] == "image/png"
+    assert original.headers["content-disposition"].startswith("inline")  # a browser shows the picture itself
 
 
 @pytest.mark.parametrize(
