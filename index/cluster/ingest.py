@@ -30,7 +30,15 @@ from citeqa.index.storage.collection import WriteResult
 from citeqa.index.storage.incoming import IncomingArea
 from citeqa.index.text.documents import DocumentError, SkippedFile, document_id_for
 from citeqa.index.writing.builder import BuildSummary, IndexSettings, summarize
-from citeqa.index.writing.ingest import DEFAULT_LIMITS, FileOutcome, IncomingFile, IngestReport, list_folder, read_file
+from citeqa.index.writing.ingest import (
+    DEFAULT_LIMITS,
+    FileOutcome,
+    IncomingFile,
+    IngestReport,
+    Status,
+    list_folder,
+    read_file,
+)
 
 # Documents per segment a write task gathers at least: a few large segments, as a folder build in one process
 # writes one (a segment of 50,000 chunks or more gets its HNSW graph; merges then have little to do).
@@ -314,8 +322,8 @@ def _check_exactly_once(result: ClusterResult, items: list[dict[str, Any]]) -> N
         )
 
 
-def _statuses(written: WriteResult) -> dict[str, str]:
-    statuses = dict.fromkeys(written.unchanged, "unchanged")
+def _statuses(written: WriteResult) -> dict[str, Status]:
+    statuses: dict[str, Status] = dict.fromkeys(written.unchanged, "unchanged")
     statuses.update(dict.fromkeys(written.added, "added"))
     statuses.update(dict.fromkeys(written.updated, "updated"))
     return statuses
