@@ -22,6 +22,7 @@ from citeqa.index.text.documents import Document
 # segment would otherwise come to hold every unit's terms (gigabytes at a million chunks). A squad-dev-a or SciFact
 # collection fits whole.
 UNIT_TERMS_CACHED = 200_000
+DOC_IDS_CACHED = 200_000  # document ids kept per segment reader (about 20 MB at most)
 
 
 def mapped(path: Path) -> np.ndarray:
@@ -61,6 +62,7 @@ class SegmentReader:
         self._unit_terms: dict[int, tuple[str, ...]] = {}
         self._unit_terms_lock = threading.Lock()
         self.unit_terms_limit = UNIT_TERMS_CACHED
+        self._doc_ids: dict[int, str] = {}  # local number -> id, as asked (doc_id)
 
     @property
     def chunk_count(self) -> int:
@@ -74,12 +76,21 @@ class SegmentReader:
 
     def doc_id(self, local: int) -> str:
         """The id of a document, read when asked (a search needs a few; a list of all would cost start-up time and
-        memory in proportion to the segment)."""
+        memory in proportion to the segment) and kept: ranking documents by their best chunks asks for hundreds a
+        query, again and again."""
+        found = self._doc_ids.get(local)
+        if found is not None:
+            return found
         cached = self._documents.get(local)
         if cached is not None:
-            return cached.id
-        with self._db_lock:
-            return self._db.execute("SELECT id FROM docs WHERE local = ?", (local,)).fetchone()[0]
+            found = cached.id
+        else:
+            with self._db_lock:
+                found = str(self._db.execute("SELECT id FROM docs WHERE local = ?", (local,)).fetchone()[0])
+        if len(self._doc_ids) >= DOC_IDS_CACHED:  # a bound, not an order: the next queries fill it again
+            self._doc_ids.clear()
+        self._doc_ids[local] = found
+        return found
 
     def live_rows(self, gone: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Bool per chunk row and per unit row, False for the rows of the documents `gone` (local numbers). Rows are
