@@ -20,7 +20,8 @@ from citeqa.eval.beir import BeirDataset, load_beir
 from citeqa.eval.gold import GOLD_PATH, load_gold
 from citeqa.eval.runner import cached_engine, default_cache_dir, evaluate_beir, evaluate_gold, markdown_table
 from citeqa.home import bundled
-from citeqa.index.ranking.reader import INFO_FILE, MODEL_FOLDER
+from citeqa.index.models.pair_model import MODEL_FOLDER
+from citeqa.index.ranking.reader import INFO_FILE
 from citeqa.index.ranking.search import SearchMode
 from citeqa.index.writing.ingest import load_folder
 from citeqa.settings import Settings

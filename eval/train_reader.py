@@ -37,7 +37,8 @@ from citeqa.eval.reader_training_data import FOLDS, ReaderGroup, article_folds, 
 from citeqa.eval.train_quote_selector import rounded, versions
 from citeqa.index.models.embedding import DEFAULT_MODEL, resolve_model_path
 from citeqa.index.models.onnx_export import sha256_file
-from citeqa.index.ranking.reader import INFO_FILE, MODEL_FOLDER, MODEL_FORMAT, Reader, combined_logit, encode_pairs, logit
+from citeqa.index.models.pair_model import MODEL_FOLDER, MODEL_FORMAT, encode_pairs
+from citeqa.index.ranking.reader import INFO_FILE, Reader, combined_logit, logit
 
 SEED = 20261207
 THREADS = 2  # part of the recipe: a reduction's order, and so the last bits of a run, depend on the thread count
@@ -127,15 +128,15 @@ def encode_pairs_each(tokenizer, questions: list[str], texts: list[str], max_len
     }
 
 
-def export(model, folder: Path, tokenizer, args: argparse.Namespace, seconds: float) -> None:
-    """The model as int8 ONNX in folder/reader.onnx, with a provisional reader.json (combination: the reader alone)
-    that keeps the training time, so a later run that reuses the model still reports it."""
+def export(model, folder: Path, tokenizer, args: argparse.Namespace, seconds: float, name: str = "reader") -> None:
+    """The model as int8 ONNX in folder/<name>.onnx, with a provisional <name>.json (for the reader, combination: the
+    reader alone) that keeps the training time, so a later run that reuses the model still reports it."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     folder.mkdir(parents=True, exist_ok=True)
     sample = {k: torch.from_numpy(v) for k, v in encode_pairs(tokenizer, "a question?", ["a title: a sentence."], 32).items()}
-    float_path = folder / "reader-fp32.onnx"
+    float_path = folder / f"{name}-fp32.onnx"
     names = ["input_ids", "attention_mask", "token_type_ids"]
     torch.onnx.export(
         model,
@@ -147,24 +148,25 @@ def export(model, folder: Path, tokenizer, args: argparse.Namespace, seconds: fl
         opset_version=17,
         dynamo=False,
     )
-    quantize_dynamic(str(float_path), str(folder / "reader.onnx"), weight_type=QuantType.QInt8)
+    quantize_dynamic(str(float_path), str(folder / f"{name}.onnx"), weight_type=QuantType.QInt8)
     float_path.unlink()
-    write_info(folder, {"combination": {"selector": 0.0, "reader": 1.0, "intercept": 0.0}, "training_seconds": seconds}, args)
+    provisional = {"combination": {"selector": 0.0, "reader": 1.0, "intercept": 0.0}} if name == "reader" else {}
+    write_info(folder, provisional | {"training_seconds": seconds}, args, name)
 
 
-def write_info(folder: Path, extra: dict, args: argparse.Namespace) -> None:
+def write_info(folder: Path, extra: dict, args: argparse.Namespace, name: str = "reader") -> None:
     tokenizer_path = Path(resolve_model_path(DEFAULT_MODEL)) / "tokenizer.json"
     info = {
         "format": MODEL_FORMAT,
-        "kind": "reader",
-        "file": "reader.onnx",
-        "sha256": sha256_file(folder / "reader.onnx"),
-        "bytes": (folder / "reader.onnx").stat().st_size,
+        "kind": name,
+        "file": f"{name}.onnx",
+        "sha256": sha256_file(folder / f"{name}.onnx"),
+        "bytes": (folder / f"{name}.onnx").stat().st_size,
         "tokenizer_sha256": sha256_file(tokenizer_path),
         "max_length": args.max_length,
         "layers": args.layers,
     } | extra
-    (folder / INFO_FILE).write_text(json.dumps(rounded(info), indent=1) + "\n", encoding="utf-8")
+    (folder / f"{name}.json").write_text(json.dumps(rounded(info), indent=1) + "\n", encoding="utf-8")
 
 
 def pairs_of(groups: list[ReaderGroup]) -> list[tuple[str, str, int]]:

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from citeqa.index.engine import Engine
-from citeqa.index.ranking.reader import INFO_FILE, MODEL_FOLDER, Reader, reader_input
+from citeqa.index.models.pair_model import MODEL_FOLDER
+from citeqa.index.ranking.reader import INFO_FILE, Reader, reader_input
 
 TITLE = "Russia Rejects European Peacekeeper Deployment in Ukraine"
 
