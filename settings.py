@@ -16,7 +16,7 @@ from pydantic.json_schema import JsonDict
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from citeqa.home import bundled, default_home
-from citeqa.index.answering.claims import ClaimSettings, UnsupportedAction
+from citeqa.index.answering.claims import ClaimChecking, ClaimSettings, UnsupportedAction
 from citeqa.index.answering.compose import MIN_RELEVANCE, AnswerSettings
 from citeqa.index.engine import EngineSettings
 from citeqa.index.models.embedding import DEFAULT_BATCH_SIZE, DEFAULT_ENCODER, DEFAULT_MODEL, EncoderName
@@ -195,11 +195,24 @@ class Settings(BaseSettings):
     ask_generate: bool = Field(
         False, description="/v1/ask answers with the upstream model unless a request says generate=false (needs llm_base_url)"
     )
+    claim_checker: ClaimChecking = Field(
+        ClaimSettings.checker,
+        description="what checks each sentence of an upstream answer against the passages it cites: model (the claim "
+        "checker trained here, a probability) or similarity (cosine and shared words)",
+    )
+    claim_min_probability: float = Field(
+        ClaimSettings.min_probability,
+        ge=0,
+        le=1,
+        description="with claim_checker=model: the probability of support a cited passage must give a generated "
+        "sentence for its marker to stay",
+    )
     claim_min_support: float = Field(
         ClaimSettings.min_support,
         ge=0,
         le=1,
-        description="support a cited passage must give a generated sentence for its marker to stay",
+        description="with claim_checker=similarity: the support a cited passage must give a generated sentence for "
+        "its marker to stay",
     )
     unsupported_claims: UnsupportedAction = Field(
         ClaimSettings.unsupported,
@@ -353,7 +366,12 @@ class Settings(BaseSettings):
         )
 
     def claim_settings(self) -> ClaimSettings:
-        return ClaimSettings(min_support=self.claim_min_support, unsupported=self.unsupported_claims)
+        return ClaimSettings(
+            checker=self.claim_checker,
+            min_probability=self.claim_min_probability,
+            min_support=self.claim_min_support,
+            unsupported=self.unsupported_claims,
+        )
 
     def allowed_host_names(self) -> list[str]:
         return [name.strip() for name in self.allowed_hosts.split(",") if name.strip()]

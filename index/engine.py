@@ -7,13 +7,15 @@ evaluation all call it, with a re-scoring depth that does not depend on how many
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from citeqa.index.answering.claims import SupportScorer
+from citeqa.index.answering.claim_checker import ClaimChecker
+from citeqa.index.answering.claims import ClaimChecking, SupportScorer, SupportScores
 from citeqa.index.answering.compose import AnswerSettings, ComposedAnswer, compose_answer
 from citeqa.index.models.embedding import DEFAULT_BATCH_SIZE, DEFAULT_ENCODER, DEFAULT_MODEL, Embedder
 from citeqa.index.parsing.dispatch import ParseLimits
@@ -125,6 +127,8 @@ class Engine:
         self.head_ranker = HeadRanker.load() if settings.learned_ranking and settings.learned_quotes else None
         self.reader = Reader(threads=settings.threads) if settings.reader_depth > 0 and settings.learned_quotes else None
         self.pages = PageViews(self.writer.originals.path)
+        self._claim_checker: ClaimChecker | None = None
+        self._claim_checker_lock = threading.Lock()
 
     @classmethod
     def open(cls, folder: Path, settings: EngineSettings, embedder: Embedder | None = None) -> Engine:
@@ -334,11 +338,21 @@ class Engine:
             passages.append(Passage(rank, hit, document, quote, hit.chunk, boxes))
         return passages
 
-    def support_scorer(self, passages: list[Passage]) -> SupportScorer:
-        """What checks an upstream answer's claims against `passages`: this model's vectors, this collection's words
-        and the term weights of the snapshot the passages came from."""
+    def support_scorer(self, passages: list[Passage], checker: ClaimChecking = "similarity") -> SupportScores:
+        """What checks an upstream answer's claims against `passages`: the claim checker reading them after their
+        documents' titles ("model"), or this model's vectors, this collection's words and the term weights of the
+        snapshot the passages came from ("similarity")."""
+        if checker == "model":
+            return self.claim_checker().scorer([p.document.title for p in passages])
         idf = passages[0].hit.snapshot.idf if passages else (lambda terms: dict.fromkeys(terms, 1.0))
         return SupportScorer(self.embedder.embed, self.tokenizer.tokenize, idf)
+
+    def claim_checker(self) -> ClaimChecker:
+        """The claim checker, loaded on first use: a server that never checks an upstream answer never loads it."""
+        with self._claim_checker_lock:
+            if self._claim_checker is None:
+                self._claim_checker = ClaimChecker(threads=self.settings.threads)
+            return self._claim_checker
 
     def ask(self, question: str, top_k: int = 5) -> Answer:
         passages = self.search(question, top_k)

@@ -117,7 +117,7 @@ def generate_answer(engine: Engine, settings: Settings, model: UpstreamModel, qu
     if not said or NOT_FOUND.rstrip(".").lower() in said.lower():
         return Generated(said or NOT_FOUND, [], [], False)
     evidence = [p.chunk.text for p in passages]
-    checked = check_claims(raw, evidence, engine.support_scorer(passages), settings.claim_settings())
+    checked = check_claims(raw, evidence, engine.support_scorer(passages, settings.claim_checker), settings.claim_settings())
     return Generated(checked.text, [passages[i] for i in checked.cited], checked.claims, checked.found)
 
 

@@ -1,12 +1,20 @@
 """Claims: each sentence of an answer, the [n] markers that support it, and how well they do.
 
 An answer is split into sentences (a marker written after a sentence's full stop, "… peacekeeping. [1]", belongs
-to the sentence before it). Each sentence is scored against the passages it cites: the cosine of its vector and
-the best-matching sentence (or the whole) of the passage, and the IDF-weighted share of its content terms that the
-passage contains, blended into a support score in [0, 1]. A marker below `min_support` is removed; a sentence left
-with no supporting marker is checked against every passage given, and cited to the best one if that one supports
-it; otherwise it is unsupported: flagged (kept, `supported: false`) or dropped, with a short note saying how many
-sentences were removed. Markers that point at no passage are removed. Markers are renumbered 1..m in order of use.
+to the sentence before it). Each sentence is scored against the passages it cites by one of two checkers
+(`ClaimSettings.checker`):
+
+- "model": the claim checker trained here (index/answering/claim_checker.py), a cross-encoder reading the sentence
+  with the passage: the probability that the passage supports it. It sees negations, changed numbers and swapped
+  names, which leave nearly every word of the sentence in the passage.
+- "similarity": the cosine of the sentence's vector and the best-matching sentence (or the whole) of the passage,
+  and the IDF-weighted share of its content terms that the passage contains, blended into a score in [0, 1]
+  (`SupportScorer`).
+
+A marker scoring below the checker's threshold is removed; a sentence left with no supporting marker is checked
+against every passage given, and cited to the best one if that one supports it; otherwise it is unsupported:
+flagged (kept, `supported: false`) or dropped, with a short note saying how many sentences were removed. Markers
+that point at no passage are removed. Markers are renumbered 1..m in order of use.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -27,16 +35,30 @@ LEADING_MARKERS = re.compile(r"(?:\[\d+\][ \t]*)+")
 FINAL_PUNCTUATION = re.compile(r"[.!?…][\"'”’)]*$")
 
 UnsupportedAction = Literal["flag", "drop"]
+ClaimChecking = Literal["model", "similarity"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class ClaimSettings:
-    # Support (0.5 x cosine + 0.5 x term overlap) a cited passage must give a sentence for its marker to stay.
+    checker: ClaimChecking = "model"
+    # The probability of support (the "model" checker) a cited passage must give a sentence for its marker to stay.
+    min_probability: float = 0.5
+    # Support (0.5 x cosine + 0.5 x term overlap; the "similarity" checker) a cited passage must give a sentence.
     # On the seed document a sentence scores 0.6-1.0 against the passage it restates and 0.1-0.35 against
     # passages of the same document about something else (whose cosines alone are 0.35-0.55: hence the overlap).
     min_support: float = 0.4
     unsupported: UnsupportedAction = "flag"
     dense_weight: float = 0.5
+
+    @property
+    def threshold(self) -> float:
+        return self.min_probability if self.checker == "model" else self.min_support
+
+
+class SupportScores(Protocol):
+    def scores(self, sentences: list[str], evidence: list[str]) -> np.ndarray:
+        """[i, j]: how well evidence[j] supports sentences[i], in [0, 1]."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -127,7 +149,7 @@ class SupportScorer:
         return np.clip(blended, 0.0, 1.0)
 
 
-def check_claims(text: str, evidence: Sequence[str], scorer: SupportScorer, settings: ClaimSettings) -> CheckedAnswer:
+def check_claims(text: str, evidence: Sequence[str], scorer: SupportScores, settings: ClaimSettings) -> CheckedAnswer:
     """Check each sentence of `text` (markers [n] point at evidence[n - 1]) and rebuild the text: unsupporting or
     unknown markers removed, unsupported sentences re-cited to a supporting passage, flagged or dropped."""
     spans = claim_spans(text)
@@ -141,12 +163,12 @@ def check_claims(text: str, evidence: Sequence[str], scorer: SupportScorer, sett
         separator = text[previous_end : span.start] if previous_end is not None else ""
         previous_end = span.end
         given = [int(m) - 1 for m in MARKER.findall(sentence)]
-        keep = [k for k in dict.fromkeys(given) if 0 <= k < len(evidence) and scores[i, k] >= settings.min_support]
+        keep = [k for k in dict.fromkeys(given) if 0 <= k < len(evidence) and scores[i, k] >= settings.threshold]
         removed += sum(1 for k in given if k not in keep)
         added = None
         if not keep and len(evidence):
             best = int(np.argmax(scores[i]))
-            if scores[i, best] >= settings.min_support:
+            if scores[i, best] >= settings.threshold:
                 added = best
         supported = bool(keep) or added is not None
         if not supported and settings.unsupported == "drop":

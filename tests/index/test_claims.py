@@ -34,6 +34,8 @@ def numbered_passages(prompt: str) -> dict[int, str]:
 
 def scripted_answer(prompt: str) -> str:
     passages = numbered_passages(prompt)
+    if PERSONNEL in prompt.rsplit("Question:", 1)[1]:
+        return personnel_answer(passages)
     right = next(n for n, text in passages.items() if "Shoygu alleged" in text)
     wrong = next(n for n, text in passages.items() if "Shoygu alleged" in text and "Starmer" not in text)
     past = len(passages) + 4
@@ -42,6 +44,20 @@ def scripted_answer(prompt: str) -> str:
         f"Britain's Prime Minister Keir Starmer planned to send peacekeepers to Ukraine [{wrong}]. "
         "The moon is made of green cheese. "
         f"The SVR says the West plans to deploy approximately 100,000 personnel [{past}]."
+    )
+
+
+PERSONNEL = "How many personnel does the SVR say the West would deploy?"
+
+
+def personnel_answer(passages: dict[int, str]) -> str:
+    """Two sentences citing the passage that gives the SVR's figure: one with the number changed (10,000 for
+    100,000), one nearly as the passage says it."""
+    cited = next(n for n, text in passages.items() if "approximately 100,000 personnel" in text)
+    return (
+        f"The SVR says Western nations plan to deploy approximately 10,000 personnel under the guise of a peacekeeping "
+        f"mission [{cited}]. Western nations are planning to deploy a contingent of approximately 100,000 personnel, "
+        f"according to the SVR [{cited}]."
     )
 
 
@@ -170,3 +186,20 @@ def test_extractive_chat_has_claims(client: TestClient) -> None:
     content, claims = body["choices"][0]["message"]["content"], body["claims"]
     assert claims and [c["citations"] for c in claims] == [[n] for n in range(1, len(body["citations"]) + 1)]
     assert all(claim_texts(content, claims)[n - 1].endswith(f"[{n}]") for n in range(1, len(claims) + 1))
+
+
+def test_the_claim_checker_catches_a_changed_number_that_similarity_lets_through(
+    upstream: str, seed_settings: Settings, seed_engine: Engine
+) -> None:
+    """Every word of "deploy approximately 10,000 personnel" but the number is in the passage that says 100,000: the
+    similarity check keeps its marker, the claim checker (the default) flags it and keeps the true sentence."""
+    answers = {}
+    for checker in ("model", "similarity"):
+        with client_for(seed_settings, seed_engine, llm_base_url=upstream, llm_model="test-model", claim_checker=checker) as http:
+            answers[checker] = http.post("/v1/ask", json={"question": PERSONNEL, "generate": True}).json()
+    changed, true = answers["model"]["claims"]
+    assert changed["supported"] is False and changed["citations"] == [] and changed["support"] < 0.5
+    assert true["supported"] is True and true["citations"] == [1] and true["support"] >= 0.5
+    assert "approximately 100,000 personnel" in passage_of(answers["model"], 1)
+    similar_changed, similar_true = answers["similarity"]["claims"]
+    assert similar_changed["supported"] is True and similar_true["supported"] is True

@@ -58,6 +58,8 @@ DISTINCT = {
     "max_top_k": 2003,
     "max_chat_messages": 2004,
     "max_chat_chars": 2005,
+    "claim_checker": "similarity",
+    "claim_min_probability": 0.63,
     "claim_min_support": 0.57,
     "unsupported_claims": "drop",
 }
@@ -108,7 +110,8 @@ def test_parse_claim_and_request_limits_carry_each_setting_into_its_own_field() 
         "ocr": {"language": "deu+fra", "dpi": 301, "max_pages": 1006, "seconds_per_file": 1007.5, "enabled": False},
     }
     claims = settings.claim_settings()
-    assert (claims.min_support, claims.unsupported) == (0.57, "drop")
+    assert (claims.checker, claims.min_probability, claims.min_support, claims.unsupported) == ("similarity", 0.63, 0.57, "drop")
+    assert claims.threshold == 0.57
     assert asdict(Limits.of(settings)) == {
         "max_request_bytes": 2001,
         "max_question_chars": 2002,
