@@ -35,12 +35,11 @@ from citeqa.eval.bench import cpu_name
 from citeqa.eval.claim_set import LabelledClaim, abstract_passages, claim_set, content_words, overlap, squad_passages
 from citeqa.eval.reader_training_data import FOLDS, article_folds
 from citeqa.eval.train_quote_selector import versions
-from citeqa.eval.train_reader import SEED, THREADS, export, train, write_info
+from citeqa.eval.train_reader import SEED, THREADS, add_recipe_arguments, bundled_tokenizer, export, train, write_info
 from citeqa.index.answering.claim_checker import INFO_FILE, WINDOW_PIECES, ClaimChecker, PieceCounter, evidence_windows
 from citeqa.index.answering.claims import ClaimSettings, SupportScorer
-from citeqa.index.models.embedding import DEFAULT_MODEL, resolve_model_path
+from citeqa.index.models.embedding import DEFAULT_MODEL
 from citeqa.index.models.onnx_export import sha256_file
-from citeqa.index.models.pair_model import MODEL_FOLDER
 from citeqa.index.ranking.reader import reader_input
 
 TRAIN_ABSTRACTS = (1000, 2000)  # (first, how many) of SciFact's corpus
@@ -154,18 +153,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--squad", type=Path, required=True, help="a SQuAD-style BEIR dataset (queries carry answers)")
     parser.add_argument("--scifact", type=Path, required=True, help="the SciFact BEIR dataset (its corpus is read)")
-    parser.add_argument("--work", type=Path, default=Path("build/claims"), help="where the trained model is kept")
-    parser.add_argument("--output", type=Path, default=MODEL_FOLDER)
-    parser.add_argument("--layers", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=5e-5)
-    parser.add_argument("--max-length", type=int, default=192)
-    parser.add_argument("--max-steps", type=int, help="stop after this many batches (to check that two runs agree)")
+    add_recipe_arguments(parser, "build/claims", 192)
     args = parser.parse_args()
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(Path(resolve_model_path(DEFAULT_MODEL)) / "tokenizer.json"))
+    tokenizer = bundled_tokenizer()
     count = PieceCounter()
     squad = squad_passages(args.squad)
     trained_on = [c for c in claim_set(squad, per_passage=4, questions=3) if c.fold != 0]
@@ -188,7 +178,10 @@ def main() -> None:
         "scifact": claim_set(abstract_passages(args.scifact, *HELD_OUT_ABSTRACTS)),
         "seed": hand_written_claims(),
     }
-    logits = {name: np.array([checker.logit(c.claim, c.title, c.evidence) for c in claims]) for name, claims in held_out.items()}
+    logits = {
+        name: np.array([checker.logit(c.claim, checker.windows(c.title, c.evidence)) for c in claims])
+        for name, claims in held_out.items()
+    }
     similarity = {name: similarity_scores(claims) for name, claims in held_out.items()}
     squad_claims, squad_labels = held_out["squad"], np.array([c.supported for c in held_out["squad"]])
     halves = article_folds([c.title for c in squad_claims])

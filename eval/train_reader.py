@@ -37,7 +37,7 @@ from citeqa.eval.reader_training_data import FOLDS, ReaderGroup, article_folds, 
 from citeqa.eval.train_quote_selector import rounded, versions
 from citeqa.index.models.embedding import DEFAULT_MODEL, resolve_model_path
 from citeqa.index.models.onnx_export import sha256_file
-from citeqa.index.models.pair_model import MODEL_FOLDER, MODEL_FORMAT, encode_pairs
+from citeqa.index.models.pair_model import MODEL_FOLDER, MODEL_FORMAT, bundled_tokenizer_path, encode_pairs
 from citeqa.index.ranking.reader import INFO_FILE, Reader, combined_logit, logit
 
 SEED = 20261207
@@ -155,7 +155,7 @@ def export(model, folder: Path, tokenizer, args: argparse.Namespace, seconds: fl
 
 
 def write_info(folder: Path, extra: dict, args: argparse.Namespace, name: str = "reader") -> None:
-    tokenizer_path = Path(resolve_model_path(DEFAULT_MODEL)) / "tokenizer.json"
+    tokenizer_path = bundled_tokenizer_path()
     info = {
         "format": MODEL_FORMAT,
         "kind": name,
@@ -213,24 +213,34 @@ def figures(groups: list[ReaderGroup], scores: list[np.ndarray], combination: di
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, required=True, help="a SQuAD-style BEIR dataset (queries carry answers)")
-    parser.add_argument("--cache", type=Path, help="embedding cache folder (default: the data home's eval-cache)")
-    parser.add_argument("--work", type=Path, default=Path("build/reader"), help="where the fold models are kept")
+def add_recipe_arguments(parser: argparse.ArgumentParser, work: str, max_length: int) -> None:
+    """The arguments every cross-encoder trained here takes: where it is kept and written, and its recipe."""
+    parser.add_argument("--work", type=Path, default=Path(work), help="where the trained model is kept")
     parser.add_argument("--output", type=Path, default=MODEL_FOLDER)
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=5e-5)
-    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--max-length", type=int, default=max_length)
     parser.add_argument("--max-steps", type=int, help="stop after this many batches (to check that two runs agree)")
-    args = parser.parse_args()
+
+
+def bundled_tokenizer():
     from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(bundled_tokenizer_path()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", type=Path, required=True, help="a SQuAD-style BEIR dataset (queries carry answers)")
+    parser.add_argument("--cache", type=Path, help="embedding cache folder (default: the data home's eval-cache)")
+    add_recipe_arguments(parser, "build/reader", 128)
+    args = parser.parse_args()
 
     squad = SquadSet.load(args.dataset, args.cache)
     groups = reader_groups(squad.corpus, squad.questions, squad.vectors)
-    tokenizer = Tokenizer.from_file(str(Path(resolve_model_path(DEFAULT_MODEL)) / "tokenizer.json"))
+    tokenizer = bundled_tokenizer()
     print(f"{len(groups)} candidate sets, {sum(len(g.texts) for g in groups)} pairs", flush=True)
 
     # One model, trained on the articles of every fold but the first and measured on the first's: it ships. (A

@@ -79,9 +79,12 @@ class ClaimChecker:
         self.offset = float(self.info["calibration"]["offset"])
         self.count = PieceCounter()
 
-    def logit(self, claim: str, title: str, passage: str) -> float:
-        """The best window's logit (uncalibrated)."""
-        windows = [reader_input(title, w) for w in evidence_windows(passage, self.count)]
+    def windows(self, title: str, passage: str) -> list[str]:
+        """What the model reads of a passage: its windows, each after the passage's title."""
+        return [reader_input(title, w) for w in evidence_windows(passage, self.count)]
+
+    def logit(self, claim: str, windows: list[str]) -> float:
+        """The best window's logit (uncalibrated), for windows from `windows`."""
         return float(self.model.logits(claim, windows).max()) if windows else float("-inf")
 
     def probability(self, logits: np.ndarray) -> np.ndarray:
@@ -100,8 +103,7 @@ class ModelSupport:
 
     def scores(self, sentences: list[str], evidence: list[str]) -> np.ndarray:
         """[i, j]: the probability that evidence[j] supports sentences[i]."""
-        logits = np.array(
-            [[self.checker.logit(s, self.titles[j], text) for j, text in enumerate(evidence)] for s in sentences],
-            dtype=np.float64,
-        ).reshape(len(sentences), len(evidence))
+        windows = [self.checker.windows(self.titles[j], text) for j, text in enumerate(evidence)]  # once a passage
+        logits = np.array([[self.checker.logit(s, w) for w in windows] for s in sentences], dtype=np.float64)
+        logits = logits.reshape(len(sentences), len(evidence))
         return self.checker.probability(logits)

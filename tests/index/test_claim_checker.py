@@ -95,7 +95,7 @@ def test_a_damaged_model_file_is_refused(tmp_path: Path) -> None:
 
 
 def probabilities(checker: ClaimChecker, claims: list[LabelledClaim]) -> np.ndarray:
-    return checker.probability(np.array([checker.logit(c.claim, c.title, c.evidence) for c in claims]))
+    return checker.probability(np.array([checker.logit(c.claim, checker.windows(c.title, c.evidence)) for c in claims]))
 
 
 def test_hand_written_claims_are_judged_right(checker: ClaimChecker, claims: list[LabelledClaim]) -> None:
