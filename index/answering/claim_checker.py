@@ -1,10 +1,11 @@
 """The claim checker: a small cross-encoder, trained here (eval/train_claims.py), that reads a claim together with
 a stretch of the passage it cites and says whether the passage supports it.
 
-Unlike the similarity check (index/answering/claims.py: cosine and shared words), it reads both texts at once, so a
-negation, a changed number or date, a swapped or replaced name lowers its score even though nearly every word of
-the claim is in the passage. A passage is read in windows of consecutive sentences (at most `WINDOW_PIECES` word
-pieces each, one starting at each sentence unless it would lie inside the one before), after the passage's title;
+Unlike the similarity check (index/answering/claims.py: cosine and shared words), it reads both texts at once, so an
+added negation or a changed number or date lowers its score even though nearly every word of the claim is in the
+passage (a replaced or swapped name, or an antonym, less often: docs/reader.md). A passage is read in windows of
+consecutive sentences (at most `WINDOW_PIECES` word pieces each, one starting at each sentence unless it would lie
+inside the one before), after the passage's title;
 the claim's support is its best window's, turned into a probability by a logistic calibration fitted on claims of
 articles the model never read (`calibration` in claims.json).
 

@@ -5,8 +5,9 @@ to the sentence before it). Each sentence is scored against the passages it cite
 (`ClaimSettings.checker`):
 
 - "model": the claim checker trained here (index/answering/claim_checker.py), a cross-encoder reading the sentence
-  with the passage: the probability that the passage supports it. It sees negations, changed numbers and swapped
-  names, which leave nearly every word of the sentence in the passage.
+  with the passage: the probability that the passage supports it. It sees most added negations and changed
+  numbers, which leave nearly every word of the sentence in the passage (swapped names and antonyms less often:
+  docs/reader.md).
 - "similarity": the cosine of the sentence's vector and the best-matching sentence (or the whole) of the passage,
   and the IDF-weighted share of its content terms that the passage contains, blended into a score in [0, 1]
   (`SupportScorer`).
