@@ -101,10 +101,19 @@ class ModelSupport:
 
     def __init__(self, checker: ClaimChecker, titles: list[str]) -> None:
         self.checker, self.titles = checker, titles
+        self._windows: dict[tuple[int, str], list[str]] = {}  # a passage's windows, cut once per answer
 
-    def scores(self, sentences: list[str], evidence: list[str]) -> np.ndarray:
-        """[i, j]: the probability that evidence[j] supports sentences[i]."""
-        windows = [self.checker.windows(self.titles[j], text) for j, text in enumerate(evidence)]  # once a passage
-        logits = np.array([[self.checker.logit(s, w) for w in windows] for s in sentences], dtype=np.float64)
-        logits = logits.reshape(len(sentences), len(evidence))
+    def scores(self, sentences: list[str], evidence: list[str], wanted: np.ndarray | None = None) -> np.ndarray:
+        """[i, j]: the probability that evidence[j] supports sentences[i], for the cells `wanted` marks (every
+        cell when None); NaN elsewhere, since each cell is a transformer pass per window."""
+        wanted = np.ones((len(sentences), len(evidence)), dtype=bool) if wanted is None else wanted
+        logits = np.full((len(sentences), len(evidence)), np.nan)
+        for i, j in zip(*np.nonzero(wanted), strict=True):
+            logits[i, j] = self.checker.logit(sentences[i], self.windows(int(j), evidence[j]))
         return self.checker.probability(logits)
+
+    def windows(self, index: int, text: str) -> list[str]:
+        key = (index, text)
+        if key not in self._windows:
+            self._windows[key] = self.checker.windows(self.titles[index], text)
+        return self._windows[key]

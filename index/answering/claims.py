@@ -57,8 +57,9 @@ class ClaimSettings:
 
 
 class SupportScores(Protocol):
-    def scores(self, sentences: list[str], evidence: list[str]) -> np.ndarray:
-        """[i, j]: how well evidence[j] supports sentences[i], in [0, 1]."""
+    def scores(self, sentences: list[str], evidence: list[str], wanted: np.ndarray | None = None) -> np.ndarray:
+        """[i, j]: how well evidence[j] supports sentences[i], in [0, 1], for every cell `wanted` (a boolean
+        matrix) marks, or every cell when it is None; a scorer may leave the others NaN."""
         ...
 
 
@@ -125,8 +126,9 @@ class SupportScorer:
     ) -> None:
         self.embed, self.tokenize, self.idf, self.dense_weight = embed, tokenize, idf, dense_weight
 
-    def scores(self, sentences: list[str], evidence: list[str]) -> np.ndarray:
-        """[i, j]: how well evidence[j] supports sentences[i], in [0, 1]."""
+    def scores(self, sentences: list[str], evidence: list[str], wanted: np.ndarray | None = None) -> np.ndarray:
+        """[i, j]: how well evidence[j] supports sentences[i], in [0, 1]; every cell, whatever `wanted` asks (one
+        batch of embeddings costs about what a part of it would)."""
         if not sentences or not evidence:
             return np.zeros((len(sentences), len(evidence)))
         units: list[str] = []
@@ -150,12 +152,34 @@ class SupportScorer:
         return np.clip(blended, 0.0, 1.0)
 
 
+def support_scores(sentences: list[str], evidence: list[str], scorer: SupportScores, threshold: float) -> np.ndarray:
+    """The scores check_claims reads: first each sentence against the passages it cites; then, for a sentence none
+    of them supports, against every passage (to find one that does, or the best support for its claim). The cells
+    never read may stay NaN; a model scorer reads a sentence against one passage, not five, when its citation holds."""
+    shape = (len(sentences), len(evidence))
+    if not sentences or not evidence:
+        return np.zeros(shape)
+    cited = np.zeros(shape, dtype=bool)
+    for i, sentence in enumerate(sentences):
+        for marker in MARKER.findall(sentence):
+            if 0 <= int(marker) - 1 < len(evidence):
+                cited[i, int(marker) - 1] = True
+    claims = [strip_markers(s) for s in sentences]
+    scores = scorer.scores(claims, evidence, wanted=cited)
+    unsupported = ~np.any(cited & (np.nan_to_num(scores, nan=-1.0) >= threshold), axis=1)
+    rest = unsupported[:, None] & np.isnan(scores)
+    if rest.any():
+        more = scorer.scores(claims, evidence, wanted=rest)
+        scores = np.where(rest, more, scores)
+    return scores
+
+
 def check_claims(text: str, evidence: Sequence[str], scorer: SupportScores, settings: ClaimSettings) -> CheckedAnswer:
     """Check each sentence of `text` (markers [n] point at evidence[n - 1]) and rebuild the text: unsupporting or
     unknown markers removed, unsupported sentences re-cited to a supporting passage, flagged or dropped."""
     spans = claim_spans(text)
     sentences = [text[s.start : s.end] for s in spans]
-    scores = scorer.scores([strip_markers(s) for s in sentences], list(evidence))
+    scores = support_scores(sentences, list(evidence), scorer, settings.threshold)
     numbers: dict[int, int] = {}  # evidence index -> new marker
     pieces: list[tuple[str, str, Claim]] = []  # (separator before, sentence text, claim with offsets relative)
     dropped = removed = 0

@@ -21,8 +21,10 @@ from citeqa.index.answering.claim_checker import (
     evidence_windows,
     window_spans,
 )
-from citeqa.index.answering.claims import ClaimSettings
+from citeqa.index.answering.claims import ClaimSettings, SupportScores, check_claims
 from citeqa.index.models.pair_model import MODEL_FOLDER
+from citeqa.index.text.chunking import ChunkerSettings, split_document
+from citeqa.index.text.documents import make_document
 from citeqa.index.text.spans import sentence_spans
 
 SEED_TEXT = (Path(__file__).resolve().parents[2] / "seeds" / "000_ffb073c2a839212b.txt").read_text(encoding="utf-8")
@@ -118,3 +120,47 @@ def test_a_changed_number_or_date_lowers_the_probability(checker: ClaimChecker, 
     for claim in changed:
         right = by_anchor[claim.anchor]
         assert probabilities(checker, [claim])[0] < probabilities(checker, [right])[0], claim.claim
+
+
+class ReadEverything:
+    """The same checker asked for every cell at once, as check_claims asked before it read only what it needs."""
+
+    def __init__(self, scorer: SupportScores) -> None:
+        self.scorer = scorer
+        self.cells = 0
+
+    def scores(self, sentences: list[str], evidence: list[str], wanted: np.ndarray | None = None) -> np.ndarray:
+        self.cells += len(sentences) * len(evidence)
+        return self.scorer.scores(sentences, evidence)
+
+
+class Counted:
+    def __init__(self, scorer: SupportScores) -> None:
+        self.scorer = scorer
+        self.cells = 0
+
+    def scores(self, sentences: list[str], evidence: list[str], wanted: np.ndarray | None = None) -> np.ndarray:
+        found = self.scorer.scores(sentences, evidence, wanted)
+        self.cells += int((~np.isnan(found)).sum())
+        return found
+
+
+def test_a_claim_check_reads_other_passages_only_for_a_sentence_its_citations_do_not_support(
+    checker: ClaimChecker,
+) -> None:
+    chunks = [c.text for c in split_document(make_document("seed", SEED_TEXT, "seed.txt"), ChunkerSettings())][:5]
+    shoygu = next(n for n, text in enumerate(chunks, 1) if "Shoygu" in text and "occupation" in text)
+    other = next(n for n in range(1, len(chunks) + 1) if n != shoygu)
+    answer = (
+        f"Shoygu suggested that the mission bears the hallmark of a planned occupation of western Ukraine [{shoygu}]. "
+        f"Shoygu suggested that the mission bears the hallmark of a planned occupation of western Ukraine [{other}]. "
+        "The ferry to the island leaves at seven from pier four."
+    )
+    settings = ClaimSettings()
+    lazy, full = Counted(checker.scorer(["Seed"] * len(chunks))), ReadEverything(checker.scorer(["Seed"] * len(chunks)))
+    checked, expected = check_claims(answer, chunks, lazy, settings), check_claims(answer, chunks, full, settings)
+    assert checked == expected  # the same answer, markers, claims and support
+    assert [c.supported for c in checked.claims] == [True, True, False]
+    assert checked.removed_markers == 1  # the wrong citation went, and the sentence was re-cited to its passage
+    # first sentence: its one citation; second: its citation, then every passage; third: every passage
+    assert lazy.cells == 1 + len(chunks) + len(chunks) < full.cells == 3 * len(chunks)
