@@ -15,6 +15,9 @@ with several workers, summed over the supervisor and its workers).
 
 citeqa is served with each count of `--workers` in turn (default 1 and 2), so the effect of a second process is
 a ratio from one run; the floor table shows the last count (the default of `citeqa serve` on two cores).
+With `--reader-depths 1,3`, citeqa is then served again (with the last count of workers) with the trained reader
+reading that many passages (CITEQA_READER_DEPTH), and a table puts each depth's p50 and requests/s beside the
+floor's from the same run.
 """
 
 from __future__ import annotations
@@ -242,6 +245,19 @@ def print_workers_table(by_workers: dict[int, ServerFigures], floor: dict[str, A
         )
 
 
+def print_reader_table(
+    without: ServerFigures, by_depth: dict[int, ServerFigures], floor: dict[str, Any] | None, workers: int, cpu: str
+) -> None:
+    print(f"\nthe trained reader on (CITEQA_READER_DEPTH), {workers} workers; {cpu}")
+    print("| reader depth | p50 ms | p50 / floor | p95 ms | requests/s | requests/s / floor |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for depth, figures in {0: without, **by_depth}.items():
+        rate = figures["concurrent"]["per_second"]
+        p50_against = f"{figures['p50_ms'] / floor['p50_ms']:.2f}" if floor else "-"
+        rate_against = f"{rate / floor['concurrent']['per_second']:.2f}" if floor else "-"
+        print(f"| {depth} | {figures['p50_ms']:.1f} | {p50_against} | {figures['p95_ms']:.1f} | {rate:.1f} | {rate_against} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, required=True)
@@ -253,9 +269,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients for the requests/s figure")
     parser.add_argument("--seconds", type=float, default=15.0, help="how long the concurrent clients run")
     parser.add_argument("--workers", default="1,2", help="comma-separated counts of `citeqa serve --workers` to measure, in turn")
+    parser.add_argument("--reader-depths", default="", help="comma-separated CITEQA_READER_DEPTH values to serve too")
     parser.add_argument("--output", type=Path, help="write every figure here as JSON")
     args = parser.parse_args()
     worker_counts = [int(count) for count in args.workers.split(",")]
+    reader_depths = [int(depth) for depth in args.reader_depths.split(",") if depth.strip()]
 
     settings = Settings()
     dataset = load_beir(args.dataset)
@@ -303,6 +321,15 @@ def main() -> None:
             by_workers[workers]["passages_per_s"] = len(documents) / build_seconds
         mine = by_workers[worker_counts[-1]]
         over_http = mine["sequential"]
+        by_reader_depth: dict[int, ServerFigures] = {}
+        for depth in reader_depths:
+            command = [sys.executable, "-m", "citeqa", "serve", "--port", str(args.port), "--workers", str(worker_counts[-1])]
+            server = Server(command, args.port, env | {"CITEQA_READER_DEPTH": str(depth)})
+            try:
+                by_reader_depth[depth] = measure_server(server, args.top_k, False, queries, warm_up, spare, args)
+            finally:
+                server.stop()
+            by_reader_depth[depth].pop("sequential")
         floor = None
         if not args.no_floor:
             floor_dir = Path(folder) / "floor"
@@ -330,8 +357,11 @@ def main() -> None:
         print(f"\nciteqa ({worker_counts[-1]} workers) against the floor (sentence-transformers + FAISS IndexFlatIP, dense,")
         print(f"whole passages); {cpu}")
         print_floor_table(mine, floor, args.clients, args.seconds)
+    if by_reader_depth:
+        print_reader_table(mine, by_reader_depth, floor, worker_counts[-1], cpu)
     if args.output:
         figures = {"dataset": dataset.name, "cpu": cpu, "encoder": encoder_id, "citeqa": mine, "floor": floor}
+        figures["by_reader_depth"] = {str(depth): values for depth, values in by_reader_depth.items()}
         figures["by_workers"] = {str(count): values for count, values in by_workers.items()}
         figures["in_process"] = {"p50_ms": statistics.median(in_process), "p95_ms": percentile(in_process, 0.95)}
         args.output.write_text(json.dumps(figures, indent=2), encoding="utf-8")
