@@ -12,6 +12,8 @@ Unsupported claims, each one small change away from a supported one:
 - number: a number or year changed (one that the passage does not hold);
 - name: a name replaced by another name of the same article that the passage does not hold;
 - swapped: two names of the sentence swapped ("A defeated B" -> "B defeated A");
+- antonym (only with `opposites=True`, a recipe tried and not shipped: docs/reader.md): a word turned into its
+  opposite ("increased" -> "decreased", "accepted" -> "refused"), from the word list in eval/antonyms.py;
 - answer: a question's statement with another question's answer of the same kind (a number for a number);
 - other passage: a sentence cited to the passage of the same article that shares the most words with it but does
   not hold it.
@@ -32,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from citeqa.eval.antonyms import OPPOSITES
 from citeqa.eval.reader_training_data import article_folds
 from citeqa.index.text.spans import sentence_spans
 
@@ -151,6 +154,24 @@ def swapped_names(sentence: str) -> str | None:
     return None
 
 
+def antonym(sentence: str, rng: np.random.Generator) -> str | None:
+    """One word of the sentence that has an opposite in the list, replaced by it (its capital kept, and "a"/"an"
+    before it agreeing with the new word)."""
+    found = [m for m in WORD.finditer(sentence) if m.group(0).lower() in OPPOSITES]
+    if not found:
+        return None
+    match = found[int(rng.integers(len(found)))]
+    word = match.group(0)
+    new = OPPOSITES[word.lower()]
+    new = new[:1].upper() + new[1:] if word[:1].isupper() else new
+    before = sentence[: match.start()]
+    article = re.search(r"\b(an?) $", before, re.IGNORECASE)
+    if article:
+        wanted = "an" if new[:1].lower() in "aeiou" else "a"
+        before = before[: article.start(1)] + (wanted.capitalize() if article.group(1)[0].isupper() else wanted) + " "
+    return before + new + sentence[match.end() :]
+
+
 def clause(sentence: str) -> str | None:
     shorter = PARENTHESIS.sub("", sentence)
     shorter = TRAILING_CLAUSE.sub("", shorter)
@@ -186,6 +207,7 @@ def claims_of_passage(
     fold: int,
     per_passage: int,
     questions: int,
+    opposites: bool = False,
 ) -> Iterator[LabelledClaim]:
     """Up to `per_passage` sentences of the passage, each with one supported and one unsupported claim (of a kind
     drawn at random among those that apply), and up to `questions` of its questions as a right and a wrong statement."""
@@ -207,6 +229,7 @@ def claims_of_passage(
             "number": lambda s=sentence: changed_number(s, passage.text, rng),
             "name": lambda s=sentence: replaced_name(s, passage.text, article_names, rng),
             "swapped": lambda s=sentence: swapped_names(s),
+            **({"antonym": lambda s=sentence: antonym(s, rng)} if opposites else {}),
             "other passage": lambda s=sentence: s,
         }
         for kind in [list(makers)[i] for i in rng.permutation(len(makers))]:
@@ -248,8 +271,11 @@ def closest_other(sentence: str, neighbours: list[Passage]) -> Passage | None:
     return best
 
 
-def claim_set(passages: Iterable[Passage], per_passage: int = 2, questions: int = 1) -> list[LabelledClaim]:
-    """Claims for every passage, grouped by article (names, answers and wrong passages come from the same one)."""
+def claim_set(
+    passages: Iterable[Passage], per_passage: int = 2, questions: int = 1, opposites: bool = False
+) -> list[LabelledClaim]:
+    """Claims for every passage, grouped by article (names, answers and wrong passages come from the same one);
+    `opposites` adds the antonym kind to the changes drawn."""
     by_title: dict[str, list[Passage]] = {}
     for passage in passages:
         by_title.setdefault(passage.article, []).append(passage)
@@ -261,7 +287,7 @@ def claim_set(passages: Iterable[Passage], per_passage: int = 2, questions: int 
         answers = sorted({a for p in members for _, found in p.questions for a in found if len(a) <= 40})
         for passage in members:
             neighbours = [p for p in members if p.id != passage.id]
-            claims.extend(claims_of_passage(passage, neighbours, names, answers, folds[title], per_passage, questions))
+            claims.extend(claims_of_passage(passage, neighbours, names, answers, folds[title], per_passage, questions, opposites))
     return claims
 
 

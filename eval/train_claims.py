@@ -153,13 +153,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--squad", type=Path, required=True, help="a SQuAD-style BEIR dataset (queries carry answers)")
     parser.add_argument("--scifact", type=Path, required=True, help="the SciFact BEIR dataset (its corpus is read)")
+    parser.add_argument(
+        "--opposites", action="store_true", help="add claims turned around with an opposite word (tried, not shipped)"
+    )
     add_recipe_arguments(parser, "build/claims", 192)
     args = parser.parse_args()
     tokenizer = bundled_tokenizer()
     count = PieceCounter()
     squad = squad_passages(args.squad)
-    trained_on = [c for c in claim_set(squad, per_passage=4, questions=3) if c.fold != 0]
-    trained_on += claim_set(abstract_passages(args.scifact, *TRAIN_ABSTRACTS), per_passage=3)
+    trained_on = [c for c in claim_set(squad, per_passage=4, questions=3, opposites=args.opposites) if c.fold != 0]
+    squad_articles = sorted({c.title for c in trained_on})
+    trained_on += claim_set(abstract_passages(args.scifact, *TRAIN_ABSTRACTS), per_passage=3, opposites=args.opposites)
     pairs = training_pairs(trained_on, count)
     print(f"{len(pairs)} training pairs, {sum(p[2] for p in pairs)} supported", flush=True)
 
@@ -174,8 +178,8 @@ def main() -> None:
     checker = ClaimChecker(folder)
 
     held_out = {
-        "squad": [c for c in claim_set(squad) if c.fold == 0],
-        "scifact": claim_set(abstract_passages(args.scifact, *HELD_OUT_ABSTRACTS)),
+        "squad": [c for c in claim_set(squad, opposites=args.opposites) if c.fold == 0],
+        "scifact": claim_set(abstract_passages(args.scifact, *HELD_OUT_ABSTRACTS), opposites=args.opposites),
         "seed": hand_written_claims(),
     }
     logits = {
@@ -211,8 +215,9 @@ def main() -> None:
             "claims": len(trained_on),
             "pairs": len(pairs),
             "supported": int(sum(p[2] for p in pairs)),
-            "squad_articles": sorted({c.title for c in trained_on if c.fold == 1}),
+            "squad_articles": squad_articles,
             "scifact_abstracts": list(TRAIN_ABSTRACTS),
+            "opposites": args.opposites,
             "seed": SEED,
             "threads": THREADS,
             "epochs": args.epochs,
