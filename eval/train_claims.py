@@ -31,11 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from citeqa.eval.bench import cpu_name
 from citeqa.eval.claim_set import LabelledClaim, abstract_passages, claim_set, content_words, overlap, squad_passages
 from citeqa.eval.reader_training_data import FOLDS, article_folds
 from citeqa.eval.train_quote_selector import versions
-from citeqa.eval.train_reader import SEED, THREADS, add_recipe_arguments, bundled_tokenizer, export, train, write_info
+from citeqa.eval.train_reader import SEED, add_recipe_arguments, bundled_tokenizer, export, recipe_record, train, write_info
 from citeqa.index.answering.claim_checker import INFO_FILE, WINDOW_PIECES, ClaimChecker, PieceCounter, evidence_windows
 from citeqa.index.answering.claims import ClaimSettings, SupportScorer
 from citeqa.index.models.embedding import DEFAULT_MODEL
@@ -218,14 +217,7 @@ def main() -> None:
             "squad_articles": squad_articles,
             "scifact_abstracts": list(TRAIN_ABSTRACTS),
             "opposites": args.opposites,
-            "seed": SEED,
-            "threads": THREADS,
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "learning_rate": args.learning_rate,
-            "initialised_from": f"{DEFAULT_MODEL}, first {args.layers} layers",
-            "seconds": seconds,  # on the CPU below, with THREADS threads
-            "cpu": cpu_name(),
+            **recipe_record(args, seconds),
             "versions": versions(),
         },
         "held_out": {

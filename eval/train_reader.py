@@ -225,6 +225,20 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, work: str, max_length:
     parser.add_argument("--max-steps", type=int, help="stop after this many batches (to check that two runs agree)")
 
 
+def recipe_record(args: argparse.Namespace, seconds: float) -> dict:
+    """What a model's info file records of the recipe that trained it (the arguments of `add_recipe_arguments`)."""
+    return {
+        "seed": SEED,
+        "threads": THREADS,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "initialised_from": f"{DEFAULT_MODEL}, first {args.layers} layers",
+        "seconds": seconds,  # on the CPU below, with THREADS threads
+        "cpu": cpu_name(),
+    }
+
+
 def bundled_tokenizer():
     from tokenizers import Tokenizer
 
@@ -277,14 +291,7 @@ def main() -> None:
             "questions": len({g.question for g in trained_on}),
             "pairs": sum(len(g.texts) for g in trained_on),
             "positives": int(sum(int(g.labels.sum()) for g in trained_on)),
-            "seed": SEED,
-            "threads": THREADS,
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "learning_rate": args.learning_rate,
-            "initialised_from": f"{DEFAULT_MODEL}, first {args.layers} layers",
-            "seconds": seconds,  # on the CPU below, with THREADS threads
-            "cpu": cpu_name(),
+            **recipe_record(args, seconds),
             "versions": versions() | {"onnxruntime": _version("onnxruntime"), "transformers": _version("transformers")},
         },
         "trained_on_articles": sorted({g.title for g in groups if g.fold != 0}),
