@@ -44,14 +44,19 @@ typecheck: install
 	ln -sfn ../.. $(TYPECHECK)/citeqa
 	cd $(TYPECHECK) && MYPYPATH=. $(abspath $(VENV))/bin/mypy --config-file $(CURDIR)/pyproject.toml -p citeqa
 
+# Tests run in PYTEST_WORKERS processes (pytest-xdist), a file at a time each: on 2 cores, the kill tests' waits
+# and server starts leave room for a second process (docs/testing.md has the figures). PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+
 # The quick tier, for every change: everything not marked slow (no real servers, browsers or public data), in
 # under 3 minutes on 2 cores. `make test` runs it all, as CI does.
 check: install ocr
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 # The public-data gate reads ../shared/data (or CITEQA_EVAL_DATA); without it: make test PYTEST_ARGS="-m 'not public_data'".
 test: install browser ocr
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 eval: install
 	$(VENV)/bin/citeqa eval

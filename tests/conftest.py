@@ -64,3 +64,11 @@ def corpus_dir(tmp_path: Path) -> Path:
     target = tmp_path / "corpus"
     shutil.copytree(SEEDS, target)
     return target
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files holding slow tests run first. `make test` spreads files over two processes (pytest-xdist,
+    --dist loadfile), each taking the next file when it is done: long files first and the many short ones last
+    let both finish together, instead of one running a late kill test alone while the other waits."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: a file's own order is kept
