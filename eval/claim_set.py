@@ -208,9 +208,12 @@ def claims_of_passage(
     per_passage: int,
     questions: int,
     opposites: bool = False,
+    changes: int = 1,
 ) -> Iterator[LabelledClaim]:
-    """Up to `per_passage` sentences of the passage, each with one supported and one unsupported claim (of a kind
-    drawn at random among those that apply), and up to `questions` of its questions as a right and a wrong statement."""
+    """Up to `per_passage` sentences of the passage, each with one supported claim and `changes` unsupported ones
+    (of kinds drawn at random among those that apply), and up to `questions` of its questions as a right and a wrong
+    statement. With more than one change a sentence also gives both its supported forms, the quote and its clause,
+    so that the labels stay about balanced; with one, the draws are those of the held-out sets."""
     rng = np.random.default_rng([SEED, zlib.crc32(passage.id.encode())])
     sentences = [s for s in sentences_of(passage.text) if len(s.split()) >= 6]
     chosen = [sentences[i] for i in sorted(rng.permutation(len(sentences))[:per_passage])]
@@ -220,10 +223,15 @@ def claims_of_passage(
 
     for sentence in chosen:
         shorter = clause(sentence)
-        if shorter and rng.random() < 0.5:
+        if changes > 1:
+            yield labelled(sentence, True, "quote", sentence)
+            if shorter:
+                yield labelled(shorter, True, "clause", sentence)
+        elif shorter and rng.random() < 0.5:
             yield labelled(shorter, True, "clause", sentence)
         else:
             yield labelled(sentence, True, "quote", sentence)
+        made = 0
         makers = {
             "negated": lambda s=sentence: negated(s),
             "number": lambda s=sentence: changed_number(s, passage.text, rng),
@@ -237,11 +245,13 @@ def claims_of_passage(
                 other = closest_other(sentence, neighbours)
                 if other is not None:
                     yield labelled(sentence, False, kind, "", other)
-                    break
-                continue
-            changed = makers[kind]()
-            if changed and changed != sentence:
-                yield labelled(changed, False, kind, sentence)
+                    made += 1
+            else:
+                changed = makers[kind]()
+                if changed and changed != sentence:
+                    yield labelled(changed, False, kind, sentence)
+                    made += 1
+            if made == changes:
                 break
     for index in rng.permutation(len(passage.questions))[:questions]:
         question, answers = passage.questions[int(index)]
@@ -272,10 +282,10 @@ def closest_other(sentence: str, neighbours: list[Passage]) -> Passage | None:
 
 
 def claim_set(
-    passages: Iterable[Passage], per_passage: int = 2, questions: int = 1, opposites: bool = False
+    passages: Iterable[Passage], per_passage: int = 2, questions: int = 1, opposites: bool = False, changes: int = 1
 ) -> list[LabelledClaim]:
     """Claims for every passage, grouped by article (names, answers and wrong passages come from the same one);
-    `opposites` adds the antonym kind to the changes drawn."""
+    `opposites` adds the antonym kind to the changes drawn, `changes` is the unsupported claims made of a sentence."""
     by_title: dict[str, list[Passage]] = {}
     for passage in passages:
         by_title.setdefault(passage.article, []).append(passage)
@@ -287,7 +297,9 @@ def claim_set(
         answers = sorted({a for p in members for _, found in p.questions for a in found if len(a) <= 40})
         for passage in members:
             neighbours = [p for p in members if p.id != passage.id]
-            claims.extend(claims_of_passage(passage, neighbours, names, answers, folds[title], per_passage, questions, opposites))
+            claims.extend(
+                claims_of_passage(passage, neighbours, names, answers, folds[title], per_passage, questions, opposites, changes)
+            )
     return claims
 
 

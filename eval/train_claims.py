@@ -155,14 +155,18 @@ def main() -> None:
     parser.add_argument(
         "--opposites", action="store_true", help="add claims turned around with an opposite word (tried, not shipped)"
     )
+    parser.add_argument(
+        "--changes", type=int, default=1, help="unsupported claims made of each training sentence (held-out sets: 1)"
+    )
     add_recipe_arguments(parser, "build/claims", 192)
     args = parser.parse_args()
     tokenizer = bundled_tokenizer()
     count = PieceCounter()
     squad = squad_passages(args.squad)
-    trained_on = [c for c in claim_set(squad, per_passage=4, questions=3, opposites=args.opposites) if c.fold != 0]
+    recipe = {"opposites": args.opposites, "changes": args.changes}
+    trained_on = [c for c in claim_set(squad, per_passage=4, questions=3, **recipe) if c.fold != 0]
     squad_articles = sorted({c.title for c in trained_on})
-    trained_on += claim_set(abstract_passages(args.scifact, *TRAIN_ABSTRACTS), per_passage=3, opposites=args.opposites)
+    trained_on += claim_set(abstract_passages(args.scifact, *TRAIN_ABSTRACTS), per_passage=3, **recipe)
     pairs = training_pairs(trained_on, count)
     print(f"{len(pairs)} training pairs, {sum(p[2] for p in pairs)} supported", flush=True)
 
@@ -216,7 +220,7 @@ def main() -> None:
             "supported": int(sum(p[2] for p in pairs)),
             "squad_articles": squad_articles,
             "scifact_abstracts": list(TRAIN_ABSTRACTS),
-            "opposites": args.opposites,
+            **recipe,
             **recipe_record(args, seconds),
             "versions": versions(),
         },

@@ -63,3 +63,26 @@ def test_a_claim_set_holds_opposites_and_is_the_same_on_every_run() -> None:
     for claim in turned:
         changed = set(claim.claim.split()) ^ set(claim.anchor.split())
         assert len(changed) == 2, claim  # one word out, its opposite in
+
+
+def test_two_changes_give_each_sentence_two_unsupported_kinds_and_leave_one_change_as_it_was() -> None:
+    passages = [
+        Passage(
+            f"p{n}",
+            "Trial",
+            f"Professor Alice Brown treated Robert Green in {1990 + n}, which was the first year of the study. "
+            f"The clinic was not in London for the {n + 2} patients of group {n} that Maria Lopez followed.",
+        )
+        for n in range(6)
+    ]
+    one, two = claim_set(passages, per_passage=2, changes=1), claim_set(passages, per_passage=2, changes=2)
+    assert one == claim_set(passages, per_passage=2)  # the held-out sets' draws
+    for claims, changes in ((one, 1), (two, 2)):
+        for anchor in {c.anchor for c in claims if c.kind == "quote"}:
+            unsupported = [  # a wrong passage's claim is the sentence itself, with no anchor
+                c for c in claims if not c.supported and (c.anchor == anchor or (c.kind == "other passage" and c.claim == anchor))
+            ]
+            assert len(unsupported) == changes, (anchor, unsupported)
+            assert len({c.kind for c in unsupported}) == changes
+    clauses = [c for c in two if c.kind == "clause"]
+    assert clauses and all(any(q.kind == "quote" and q.anchor == c.anchor for q in two) for c in clauses)
