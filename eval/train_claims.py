@@ -156,7 +156,7 @@ def main() -> None:
         "--opposites", action="store_true", help="add claims turned around with an opposite word (tried, not shipped)"
     )
     parser.add_argument(
-        "--changes", type=int, default=1, help="unsupported claims made of each training sentence (held-out sets: 1)"
+        "--changes", type=int, default=2, help="unsupported claims made of each training sentence (held-out sets: 1)"
     )
     add_recipe_arguments(parser, "build/claims", 192)
     args = parser.parse_args()

@@ -25,7 +25,7 @@ from citeqa.index.text.spans import Span, sentence_spans
 
 INFO_FILE = "claims.json"
 # A window's word pieces: about one sentence, two when they are short. Windows of up to 128 (three or four
-# sentences) read worse after the same training time: 0.743 against 0.826 on SQuAD's held-out claims (docs/reader.md).
+# sentences) read worse after the same training time: 0.743 against 0.826 with these windows (docs/reader.md).
 WINDOW_PIECES = 64
 
 

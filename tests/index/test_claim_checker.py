@@ -30,7 +30,7 @@ from citeqa.index.text.spans import sentence_spans
 SEED_TEXT = (Path(__file__).resolve().parents[2] / "seeds" / "000_ffb073c2a839212b.txt").read_text(encoding="utf-8")
 # Accuracy of the shipped checker on eval/claims.jsonl (measured when it was trained: see docs/reader.md); the
 # floor sits one claim below it.
-HAND_WRITTEN_FLOOR = 0.675
+HAND_WRITTEN_FLOOR = 0.75
 
 
 @pytest.fixture(scope="module")
