@@ -142,9 +142,10 @@ def rank_documents(hits: list[Hit], depth: int = 100) -> list[str]:
     ranked: list[str] = []
     seen: set[str] = set()
     for hit in hits:  # hits arrive best first, so a document's first hit is its best
-        if hit.doc_id not in seen:
-            seen.add(hit.doc_id)
-            ranked.append(hit.doc_id)
+        doc_id = hit.doc_id  # looked up in the snapshot each time it is read
+        if doc_id not in seen:
+            seen.add(doc_id)
+            ranked.append(doc_id)
             if len(ranked) == depth:
                 break
     return ranked
