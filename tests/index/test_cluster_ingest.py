@@ -175,8 +175,11 @@ def test_a_worker_node_killed_at_5_random_moments_still_commits_each_document_on
 ) -> None:
     rng = random.Random(28)
     on_cluster_seconds = ray_build[2]  # from the actors' start to the job's end, uncut
-    mid_job = 0
-    for run in range(5):
+    mid_job = runs = 0
+    # A run beside other tests (two test processes) can be quicker than the uncut one measured, and a kill aimed by
+    # it then lands after the actors' work: such a run is still checked, but another is drawn, up to 8 runs in all.
+    while mid_job < 5 and runs < 8:
+        run, runs = runs, runs + 1
         victim = rng.choice(sorted(cluster.worker_nodes, key=lambda node: node.unique_id))
         outcome: dict[str, object] = {}
         index_dir = tmp_path / f"index-{run}"
@@ -207,8 +210,8 @@ def test_a_worker_node_killed_at_5_random_moments_still_commits_each_document_on
             assert_nothing_staged(index_dir)
         finally:
             engine.close()
-    print(f"{mid_job} of 5 kills landed while the job's actors were at work (uncut: {on_cluster_seconds:.1f} s)")
-    assert mid_job == 5, f"only {mid_job} of 5 kills landed while the job's actors were at work"
+    print(f"{mid_job} of {runs} kills landed while the job's actors were at work (uncut: {on_cluster_seconds:.1f} s)")
+    assert mid_job == 5, f"only {mid_job} of {runs} kills landed while the job's actors were at work"
 
 
 def test_a_failed_job_leaves_the_collection_as_it_was(cluster: Cluster, tmp_path: Path) -> None:
