@@ -165,6 +165,13 @@ class Settings(BaseSettings):
         description="how many of the first passages the trained reader reads to choose their quotes and order them "
         "(needs learned_quotes); 0 turns the reader off",
     )
+    reader_sentences: int = Field(
+        EngineSettings.reader_sentences,
+        ge=0,
+        le=100,
+        description="how many sentences of each passage the reader reads, the quote selector's most likely first; 0 "
+        "reads them all",
+    )
     min_relevance: float | None = Field(
         None,
         description="below this best-quote score an answer is 'Not found in the documents.'; unset: the threshold "
@@ -415,6 +422,7 @@ class Settings(BaseSettings):
             learned_quotes=self.learned_quotes,
             learned_ranking=self.learned_ranking,
             reader_depth=self.reader_depth,
+            reader_sentences=self.reader_sentences,
             encoder=self.encoder,
             models_dir=self.models_dir,
             batch_size=self.embed_batch_size,

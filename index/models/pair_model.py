@@ -82,6 +82,7 @@ class PairModel:
         self.session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         self._cache: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._lock = threading.Lock()  # the tokenizer's settings and the cache are shared by request threads
+        self.reads = 0  # pairs read by the model (not found in the cache) since it was loaded
 
     def logits(self, first: str, texts: Sequence[str]) -> np.ndarray:
         """One logit per (first, text) pair; pairs read before come from the cache."""
@@ -101,6 +102,7 @@ class PairModel:
             pairs = [encode_pairs(self.tokenizer, first, [text], self.max_length) for text in unread]
         read = np.array([float(self.session.run(None, inputs)[0].reshape(-1)[0]) for inputs in pairs])
         with self._lock:
+            self.reads += len(unread)
             for text, value in zip(unread, read.tolist(), strict=True):
                 scores[missing[text]] = value
                 self._cache[(first, text)] = value

@@ -146,7 +146,7 @@ class EvidenceFinder:
             if reader is not None:
                 titles = [snapshot.document_of(hit.row).title for hit in hits]
                 inputs = [reader_input(titles[k], texts[i]) for k, (begin, end) in enumerate(bounds) for i in range(begin, end)]
-                probabilities = reader.combine(probabilities, reader.logits(query, inputs))
+                probabilities = reader.probabilities(query, inputs, probabilities, sizes)
         attributed = np.zeros(len(texts), dtype=bool)
         speaker = question_speaker(query, self.tokenizer.tokenize, snapshot.idf, snapshot.idf_from(0))
         if speaker is not None:

@@ -3,8 +3,9 @@ sentence and scores how likely the sentence holds the answer.
 
 Unlike the quote selector's features (cosines of vectors made apart, shared words), it reads both texts at once, so
 it can see that "unwilling" asks about "reluctance" or that "which newspaper" wants a newspaper's name. It is
-expensive (a transformer pass per sentence), so the engine runs it only on the sentences of the first few passages
-(`EngineSettings.reader_depth`), and combines its logit with the selector's (`combine`): the two miss different
+expensive (a transformer pass per sentence), so the engine runs it only on the first few passages
+(`EngineSettings.reader_depth`), and in each only on the sentences the selector finds most likely
+(`EngineSettings.reader_sentences`); it combines its logit with the selector's (`combine`): the two miss different
 questions.
 
 The model ships in index/models (index/models/pair_model.py loads it): an int8 ONNX file run by onnxruntime (no
@@ -44,8 +45,10 @@ def combined_logit(weights: Mapping[str, float], selector_probabilities: np.ndar
 class Reader:
     """Scores (question, sentence) pairs: logits, higher meaning more likely to hold the answer."""
 
-    def __init__(self, folder: Path = MODEL_FOLDER, threads: int | None = None) -> None:
+    def __init__(self, folder: Path = MODEL_FOLDER, threads: int | None = None, sentences: int = 0) -> None:
+        """`sentences`: how many sentences of each passage are read, the selector's most likely first; 0 reads all."""
         self.model = PairModel(folder, INFO_FILE, threads)
+        self.sentences = sentences
         self.info = self.model.info
         self.sha256 = self.model.sha256
         self.weights = {key: float(self.info["combination"][key]) for key in ("selector", "reader", "intercept")}
@@ -58,3 +61,27 @@ class Reader:
         """P(the sentence holds the answer) from both signals: a logistic model over the selector's logit and the
         reader's, fitted on held-out folds (eval/train_reader.py)."""
         return 1.0 / (1.0 + np.exp(-combined_logit(self.weights, selector_probabilities, reader_logits)))
+
+    def probabilities(
+        self, question: str, texts: Sequence[str], selector_probabilities: np.ndarray, sizes: Sequence[int]
+    ) -> np.ndarray:
+        """P(holds the answer) for each text (already through `reader_input`), the texts being runs of `sizes`
+        sentences, one run per passage. In each run only the `sentences` the selector finds most likely are read
+        (ties by position). A sentence left unread is given the lowest logit read in its run: the combination rises
+        with both signals and the selector put it below every read one, so it never outranks a sentence that was read."""
+        chosen: list[int] = []
+        begin = 0
+        for size in sizes:
+            run = selector_probabilities[begin : begin + size]
+            order = np.argsort(-run, kind="stable")
+            chosen.extend((begin + order[: self.sentences or size]).tolist())
+            begin += size
+        read = self.logits(question, [texts[i] for i in chosen])
+        logits = np.full(len(texts), np.inf)
+        logits[chosen] = read
+        begin = 0
+        for size in sizes:
+            run = logits[begin : begin + size]
+            run[np.isinf(run)] = run[np.isfinite(run)].min() if size else 0.0
+            begin += size
+        return self.combine(selector_probabilities, logits)

@@ -112,3 +112,28 @@ def test_the_reader_reads_only_the_first_passages(seed_engine: Engine) -> None:
         for passage in read:
             assert passage.document.text[passage.quote.start : passage.quote.end] == passage.quote.text
     print(f"the reader changed the first two results of {changed} of 3 questions")
+
+
+def test_only_the_selectors_likeliest_sentences_are_read(tmp_path: Path) -> None:
+    """With `sentences` = 2, the reader reads the selector's two likeliest sentences of each passage and no other; a
+    sentence left unread never outranks one that was read, and the read ones get what reading them all gives."""
+    copy_model(tmp_path)
+    question = "Why did Britain's plan to send peacekeepers fail?"
+    sentences = [
+        "The controversy has also drawn attention to the United Kingdom’s role in the matter.",
+        "However, these plans have reportedly encountered significant obstacles.",
+        "The failure of Starmer’s proposal has been attributed to the persistent reluctance of Ukraine to accept foreign troops.",
+        "Peskov spoke to ABC News.",
+        "Shoygu alleged that Britain and France were preparing a deployment.",
+    ]
+    texts = [reader_input(TITLE, s) for s in sentences]
+    selector = np.array([0.30, 0.10, 0.20, 0.05, 0.40])  # runs: the first three, the last two
+    sizes = [3, 2]
+    everything = Reader(tmp_path).probabilities(question, texts, selector, sizes)
+    limited_reader = Reader(tmp_path, sentences=2)
+    limited = limited_reader.probabilities(question, texts, selector, sizes)
+    assert limited_reader.model.reads == 4  # 2 of the first passage's 3, both of the second's
+    read = [0, 2, 3, 4]
+    np.testing.assert_allclose(limited[read], everything[read], atol=1e-9)
+    assert limited[1] <= min(limited[0], limited[2])  # unread: below every read sentence of its passage
+    assert Reader(tmp_path, sentences=0).probabilities(question, texts, selector, sizes).tolist() == everything.tolist()
