@@ -17,7 +17,8 @@ citeqa is served with each count of `--workers` in turn (default 1 and 2), so th
 a ratio from one run; the floor table shows the last count (the default of `citeqa serve` on two cores).
 With `--reader-depths 1,3`, citeqa is then served again (with the last count of workers) with the trained reader
 reading that many passages (CITEQA_READER_DEPTH), and a table puts each depth's p50 and requests/s beside the
-floor's from the same run.
+floor's from the same run; `--reader-sentences 0,2` serves each depth once per count of sentences read in a passage
+(CITEQA_READER_SENTENCES, 0: all).
 """
 
 from __future__ import annotations
@@ -246,12 +247,12 @@ def print_workers_table(by_workers: dict[int, ServerFigures], floor: dict[str, A
 
 
 def print_reader_table(
-    without: ServerFigures, by_depth: dict[int, ServerFigures], floor: dict[str, Any] | None, workers: int, cpu: str
+    without: ServerFigures, by_depth: dict[str, ServerFigures], floor: dict[str, Any] | None, workers: int, cpu: str
 ) -> None:
-    print(f"\nthe trained reader on (CITEQA_READER_DEPTH), {workers} workers; {cpu}")
+    print(f"\nthe trained reader on (CITEQA_READER_DEPTH, CITEQA_READER_SENTENCES), {workers} workers; {cpu}")
     print("| reader depth | p50 ms | p50 / floor | p95 ms | requests/s | requests/s / floor |")
     print("|---:|---:|---:|---:|---:|---:|")
-    for depth, figures in {0: without, **by_depth}.items():
+    for depth, figures in {"0": without, **by_depth}.items():
         rate = figures["concurrent"]["per_second"]
         p50_against = f"{figures['p50_ms'] / floor['p50_ms']:.2f}" if floor else "-"
         rate_against = f"{rate / floor['concurrent']['per_second']:.2f}" if floor else "-"
@@ -270,10 +271,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="how long the concurrent clients run")
     parser.add_argument("--workers", default="1,2", help="comma-separated counts of `citeqa serve --workers` to measure, in turn")
     parser.add_argument("--reader-depths", default="", help="comma-separated CITEQA_READER_DEPTH values to serve too")
+    parser.add_argument("--reader-sentences", default="0", help="comma-separated CITEQA_READER_SENTENCES values, each depth")
     parser.add_argument("--output", type=Path, help="write every figure here as JSON")
     args = parser.parse_args()
     worker_counts = [int(count) for count in args.workers.split(",")]
     reader_depths = [int(depth) for depth in args.reader_depths.split(",") if depth.strip()]
+    reader_sentences = [int(count) for count in args.reader_sentences.split(",") if count.strip()]
 
     settings = Settings()
     dataset = load_beir(args.dataset)
@@ -321,15 +324,17 @@ def main() -> None:
             by_workers[workers]["passages_per_s"] = len(documents) / build_seconds
         mine = by_workers[worker_counts[-1]]
         over_http = mine["sequential"]
-        by_reader_depth: dict[int, ServerFigures] = {}
-        for depth in reader_depths:
+        by_reader_depth: dict[str, ServerFigures] = {}
+        for depth, sentences in itertools.product(reader_depths, reader_sentences):
+            label = f"{depth}, {sentences} sentences" if sentences else str(depth)
             command = [sys.executable, "-m", "citeqa", "serve", "--port", str(args.port), "--workers", str(worker_counts[-1])]
-            server = Server(command, args.port, env | {"CITEQA_READER_DEPTH": str(depth)})
+            reading = {"CITEQA_READER_DEPTH": str(depth), "CITEQA_READER_SENTENCES": str(sentences)}
+            server = Server(command, args.port, env | reading)
             try:
-                by_reader_depth[depth] = measure_server(server, args.top_k, False, queries, warm_up, spare, args)
+                by_reader_depth[label] = measure_server(server, args.top_k, False, queries, warm_up, spare, args)
             finally:
                 server.stop()
-            by_reader_depth[depth].pop("sequential")
+            by_reader_depth[label].pop("sequential")
         floor = None
         if not args.no_floor:
             floor_dir = Path(folder) / "floor"
@@ -361,7 +366,7 @@ def main() -> None:
         print_reader_table(mine, by_reader_depth, floor, worker_counts[-1], cpu)
     if args.output:
         figures = {"dataset": dataset.name, "cpu": cpu, "encoder": encoder_id, "citeqa": mine, "floor": floor}
-        figures["by_reader_depth"] = {str(depth): values for depth, values in by_reader_depth.items()}
+        figures["by_reader_depth"] = by_reader_depth
         figures["by_workers"] = {str(count): values for count, values in by_workers.items()}
         figures["in_process"] = {"p50_ms": statistics.median(in_process), "p95_ms": percentile(in_process, 0.95)}
         args.output.write_text(json.dumps(figures, indent=2), encoding="utf-8")

@@ -1,11 +1,12 @@
 """What the reader changes, measured through the served ranking path: the reader off and at a few depths.
 
-    python -m citeqa.eval.reader_figures --dataset ../shared/data/squad-dev-a [--depths 0 1 3 5]
+    python -m citeqa.eval.reader_figures --dataset ../shared/data/squad-dev-a [--depths 0 1 3 5] [--sentences 0 3]
 
 On the SQuAD-style dataset only the questions of the articles the shipped reader never read are asked (its
 reader.json names them), so nothing here is measured on training data. Also the gold set and the paraphrased set
 (eval/paraphrased.jsonl: questions about the seed document worded away from its text, never trained on) over the
-seed documents. Prints one table per set, with milliseconds per query.
+seed documents. Prints one table per set, with milliseconds per query. `--sentences` adds a row per depth and
+number of sentences the reader reads in each passage (0: all of them).
 """
 
 from __future__ import annotations
@@ -50,17 +51,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, help="a SQuAD-style BEIR dataset the reader was trained on part of")
     parser.add_argument("--depths", type=int, nargs="+", default=[0, 1, 3, 5])
+    parser.add_argument("--sentences", type=int, nargs="+", default=[0], help="sentences read per passage (0: all)")
     args = parser.parse_args()
     settings = Settings().engine_settings()
+    variants = {
+        f"reader_depth {depth}" + (f", {sentences} sentences" if depth and sentences else ""): replace(
+            settings, reader_depth=depth, reader_sentences=sentences
+        )
+        for depth in args.depths
+        for sentences in (args.sentences if depth else [0])
+    }
     base = cached_engine("seeds", load_folder(bundled("seeds")).documents, settings, default_cache_dir())
     for name, path in (("gold set", GOLD_PATH), ("paraphrased set", PARAPHRASED_PATH)):
         rows = {}
-        for depth in args.depths:
-            variant = base.variant(replace(settings, reader_depth=depth))
+        for row, variant_settings in variants.items():
+            variant = base.variant(variant_settings)
             started = time.perf_counter()
             report = evaluate_gold(variant, load_gold(path))
             milliseconds = 1000 * (time.perf_counter() - started) / report["questions"]
-            rows[f"reader_depth {depth}"] = report | {"ms_per_query": milliseconds}
+            rows[row] = report | {"ms_per_query": milliseconds}
         print(f"\n{name}\n" + markdown_table(rows, ["hit@1", "quote_accuracy", "complete_answers", "ms_per_query"]))
     base.close()
     if args.dataset is None:
@@ -68,9 +77,9 @@ def main() -> None:
     dataset = held_out(load_beir(args.dataset), reader_articles()["held_out"])
     engine = cached_engine(dataset.name, dataset.documents(), settings, default_cache_dir())
     rows = {}
-    for depth in args.depths:
-        report = evaluate_beir(engine.variant(replace(settings, reader_depth=depth)), dataset, (SearchMode.HYBRID,), False)
-        rows[f"reader_depth {depth}"] = report["modes"]["hybrid"]
+    for row, variant_settings in variants.items():
+        report = evaluate_beir(engine.variant(variant_settings), dataset, (SearchMode.HYBRID,), False)
+        rows[row] = report["modes"]["hybrid"]
     print(f"\n{dataset.name}, {len(dataset.queries)} questions of articles the reader never read")
     print(markdown_table(rows, ["ndcg@10", "hit@1", "mrr@10", "answer_in_top_quote", "ms_per_query"]))
     engine.close()
