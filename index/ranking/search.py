@@ -187,18 +187,12 @@ class Retriever:
         else:
             scores = fuse(rows, dense, lexical, dense_ranked, lexical_ranked, self.settings, (dense_share, lexical_share))
         order = np.lexsort((rows, -scores))
-        order = order[np.isfinite(scores[order])][:top_k].tolist()
+        order = order[np.isfinite(scores[order])][:top_k]
+        # Each column taken for the chosen rows and made Python numbers at once (an eval asks for hundreds of hits).
+        columns = (rows, scores, dense, lexical, chunk_cosines, unit_cosines, dense_share, lexical_share)
         return [
-            Hit(
-                int(rows[i]),
-                float(scores[i]),
-                float(dense[i]),
-                float(lexical[i]),
-                self.snapshot,
-                float(chunk_cosines[i]),
-                float(unit_cosines[i]),
-                float(dense_share[i]),
-                float(lexical_share[i]),
+            Hit(row, score, dense_score, lexical_score, self.snapshot, chunk, unit, dense_part, lexical_part)
+            for row, score, dense_score, lexical_score, chunk, unit, dense_part, lexical_part in zip(
+                *(column[order].tolist() for column in columns), strict=True
             )
-            for i in order
         ]
