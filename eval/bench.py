@@ -18,7 +18,7 @@ a ratio from one run; the floor table shows the last count (the default of `cite
 With `--reader-depths 1,3`, citeqa is then served again (with the last count of workers) with the trained reader
 reading that many passages (CITEQA_READER_DEPTH), and a table puts each depth's p50 and requests/s beside the
 floor's from the same run; `--reader-sentences 0,2` serves each depth once per count of sentences read in a passage
-(CITEQA_READER_SENTENCES, 0: all).
+(CITEQA_READER_SENTENCES, 0: all; default: the setting's value).
 """
 
 from __future__ import annotations
@@ -271,14 +271,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="how long the concurrent clients run")
     parser.add_argument("--workers", default="1,2", help="comma-separated counts of `citeqa serve --workers` to measure, in turn")
     parser.add_argument("--reader-depths", default="", help="comma-separated CITEQA_READER_DEPTH values to serve too")
-    parser.add_argument("--reader-sentences", default="0", help="comma-separated CITEQA_READER_SENTENCES values, each depth")
+    parser.add_argument("--reader-sentences", default="", help="CITEQA_READER_SENTENCES values (default: the setting)")
     parser.add_argument("--output", type=Path, help="write every figure here as JSON")
     args = parser.parse_args()
     worker_counts = [int(count) for count in args.workers.split(",")]
     reader_depths = [int(depth) for depth in args.reader_depths.split(",") if depth.strip()]
-    reader_sentences = [int(count) for count in args.reader_sentences.split(",") if count.strip()]
 
     settings = Settings()
+    reader_sentences = [int(count) for count in args.reader_sentences.split(",") if count.strip()] or [settings.reader_sentences]
     dataset = load_beir(args.dataset)
     documents = dataset.documents()
     every_query = list(dataset.queries.values())
@@ -326,7 +326,7 @@ def main() -> None:
         over_http = mine["sequential"]
         by_reader_depth: dict[str, ServerFigures] = {}
         for depth, sentences in itertools.product(reader_depths, reader_sentences):
-            label = f"{depth}, {sentences} sentences" if sentences else str(depth)
+            label = f"{depth}, {sentences or 'all'} sentences"
             command = [sys.executable, "-m", "citeqa", "serve", "--port", str(args.port), "--workers", str(worker_counts[-1])]
             reading = {"CITEQA_READER_DEPTH": str(depth), "CITEQA_READER_SENTENCES": str(sentences)}
             server = Server(command, args.port, env | reading)

@@ -5,8 +5,9 @@
 On the SQuAD-style dataset only the questions of the articles the shipped reader never read are asked (its
 reader.json names them), so nothing here is measured on training data. Also the gold set and the paraphrased set
 (eval/paraphrased.jsonl: questions about the seed document worded away from its text, never trained on) over the
-seed documents. Prints one table per set, with milliseconds per query. `--sentences` adds a row per depth and
-number of sentences the reader reads in each passage (0: all of them).
+seed documents. Prints one table per set, with milliseconds per query. `--sentences` gives a row per depth and
+number of sentences the reader reads in each passage (0: all of them; default: the served setting,
+CITEQA_READER_SENTENCES).
 """
 
 from __future__ import annotations
@@ -51,15 +52,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, help="a SQuAD-style BEIR dataset the reader was trained on part of")
     parser.add_argument("--depths", type=int, nargs="+", default=[0, 1, 3, 5])
-    parser.add_argument("--sentences", type=int, nargs="+", default=[0], help="sentences read per passage (0: all)")
+    parser.add_argument("--sentences", type=int, nargs="+", help="sentences read per passage (0: all; default: the setting)")
     args = parser.parse_args()
     settings = Settings().engine_settings()
+    counts = args.sentences or [settings.reader_sentences]
     variants = {
-        f"reader_depth {depth}" + (f", {sentences} sentences" if depth and sentences else ""): replace(
+        f"reader_depth {depth}" + (f", {sentences or 'all'} sentences" if depth else ""): replace(
             settings, reader_depth=depth, reader_sentences=sentences
         )
         for depth in args.depths
-        for sentences in (args.sentences if depth else [0])
+        for sentences in (counts if depth else [settings.reader_sentences])
     }
     base = cached_engine("seeds", load_folder(bundled("seeds")).documents, settings, default_cache_dir())
     for name, path in (("gold set", GOLD_PATH), ("paraphrased set", PARAPHRASED_PATH)):
